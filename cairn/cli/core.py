@@ -1,0 +1,189 @@
+"""Core commands: config, migrate, load, client, status."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+from rich.table import Table
+
+from cairn.cli import console, err_console, state
+from cairn.errors import CairnError
+
+
+def config_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Print the effective configuration (secrets masked) and where each value comes from."""
+    from cairn.config import SETTINGS_BY_NAME
+
+    cfg = state(ctx).config
+    values = cfg.redacted()
+    if as_json:
+        console.print_json(json.dumps(values, default=str))
+        return
+    table = Table(title=f"Cairn configuration (file: {cfg.file or 'none'})", title_justify="left")
+    table.add_column("setting")
+    table.add_column("value")
+    table.add_column("from")
+    table.add_column("environment variable", style="dim")
+    for name, value in values.items():
+        table.add_row(name, escape(json.dumps(value) if not isinstance(value, str) else value),
+                      cfg.origins.get(name, "default"), SETTINGS_BY_NAME[name].env_var)
+    console.print(table)
+
+
+def migrate_command(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the SQL of pending migrations; change nothing."),
+    fake: bool = typer.Option(False, "--fake", help="Record pending migrations as applied without running them."),
+    path: List[Path] = typer.Option([], "--path", help="Extra folder of .sql migrations (repeatable)."),
+) -> None:
+    """Create or upgrade the datalake schema (applies pending migrations in name order)."""
+    from cairn.migrations import Migrator
+
+    st = state(ctx)
+    migrator = Migrator(st.engine(), st.config, extra_folders=path)
+    styles = {"SKIP": "dim", "APPLY": "green", "FAKE": "yellow", "CHANGED": "bold yellow", "DRY-RUN": "cyan"}
+
+    def echo(status: str, name: str, detail: str) -> None:
+        console.print(f"[{styles[status]}]{status:<8}[/] {escape(name)}", highlight=False)
+        if status == "DRY-RUN":
+            console.print(escape(detail), highlight=False, soft_wrap=True)
+        elif detail:
+            console.print(f"         {escape(detail)}", style="yellow", highlight=False)
+
+    report = migrator.run(dry_run=dry_run, fake=fake, echo=echo)
+    applied = sum(1 for s, _ in report.steps if s in ("APPLY", "FAKE"))
+    if not dry_run:
+        console.print(f"{applied} migration(s) applied to {migrator.database} ({st.engine().describe()}).")
+
+
+def load_command(
+    ctx: typer.Context,
+    files: List[Path] = typer.Argument(..., help="Tracking-log files (plain, prefixed, gzip or JSON documents)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Load tracking-log files into the datalake (resumes where a previous load stopped)."""
+    from cairn.loader import Loader
+    from cairn.migrations import Migrator
+
+    st = state(ctx)
+    for file in files:
+        if not file.exists():
+            raise CairnError(f"{file}: no such file")
+        if file.is_dir():
+            raise CairnError(f"{file} is a folder; give the log files inside it")
+    engine = st.engine()
+    if Migrator(engine, st.config).pending():
+        raise CairnError("the datalake schema is not up to date; run `cairn migrate` first")
+    loader = Loader(engine, batch_bytes=st.config["collector.batch_bytes"])
+    total = sum(f.stat().st_size for f in files)
+    results = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=err_console, disable=quiet, transient=True) as progress:
+        task = progress.add_task("loading", total=total)
+        for file in files:
+            progress.update(task, description=f"loading {file.name}")
+            size, seen = file.stat().st_size, [0]
+
+            def advance(n: int, size=size, seen=seen) -> None:
+                # Compressed files report uncompressed bytes; keep the bar within the file's share.
+                step = max(0, min(n, size - seen[0]))
+                seen[0] += step
+                progress.advance(task, step)
+
+            results.append(loader.load_file(file, progress=advance))
+            progress.advance(task, size - seen[0])
+    if quiet:
+        return
+    table = Table(title_justify="left")
+    for column in ("file", "events", "quarantined", "skipped", "note"):
+        table.add_column(column, justify="right" if column in ("events", "quarantined", "skipped") else "left")
+    for result in results:
+        note = "already loaded" if result.already_loaded else f"{result.bytes_loaded:,} bytes read"
+        table.add_row(escape(result.source), f"{result.counts.get('event', 0):,}",
+                      f"{result.counts.get('quarantined', 0):,}", f"{result.counts.get('skipped', 0):,}", note)
+    console.print(table)
+    if any(r.counts.get("quarantined") for r in results):
+        console.print(f"Quarantined lines are in {engine.database}._quarantine (see `reason`).", style="yellow")
+
+
+def client_command(
+    ctx: typer.Context,
+    query: Optional[str] = typer.Option(None, "--query", "-q", help="Run this SQL (statements separated by ;) and exit."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f",
+                                      help="Output format: any ClickHouse format (default PrettyCompact "
+                                           "on a terminal, TabSeparated otherwise)."),
+) -> None:
+    """SQL shell on the datalake: interactive with history, or one query with -q."""
+    from cairn.client import interactive_shell, run_statements
+
+    st = state(ctx)
+    engine = st.engine()
+    out_format = fmt or ("PrettyCompact" if sys.stdout.isatty() else "TabSeparated")
+    if query is not None:
+        run_statements(engine, query, out_format, sys.stdout.buffer)
+    elif not sys.stdin.isatty():
+        run_statements(engine, sys.stdin.read(), out_format, sys.stdout.buffer)
+    else:
+        interactive_shell(engine, st.config.data_dir / "client_history", out_format)
+
+
+def status_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Engine, database, tables with row counts, last event, migrations and quarantine."""
+    from cairn.status import collect_status
+
+    st = state(ctx)
+    info = collect_status(st.engine(), st.config)
+    if as_json:
+        console.print_json(json.dumps(info, default=str))
+        return
+    console.print(f"[bold]engine[/]    {escape(info['engine'])} (ClickHouse {info['version']})", highlight=False)
+    console.print(f"[bold]database[/]  {info['database']}", highlight=False)
+    migrations = info["migrations"]
+    console.print(f"[bold]migrations[/] {migrations['applied']} applied, {migrations['pending']} pending"
+                  + (f", {migrations['changed']} changed since applied" if migrations["changed"] else ""),
+                  highlight=False)
+    if not info["tables"]:
+        console.print("No datalake yet: run `cairn migrate`.", style="yellow")
+        return
+    console.print(f"[bold]last event[/] {info['last_event_time'] or 'none'}", highlight=False)
+    lines = info["lines"]
+    console.print(f"[bold]lines[/]     {lines.get('event', 0):,} events, {lines.get('quarantined', 0):,} quarantined, "
+                  f"{lines.get('skipped', 0):,} skipped", highlight=False)
+    table = Table(title="tables", title_justify="left")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    table.add_column("size", justify="right")
+    for row in info["tables"]:
+        table.add_row(row["name"], f"{row['rows']:,}", _human_bytes(row["bytes"]))
+    console.print(table)
+    for extra in info.get("sections", []):
+        console.print(extra)
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("config")(config_command)
+    app.command("migrate")(migrate_command)
+    app.command("load")(load_command)
+    app.command("client")(client_command)
+    app.command("status")(status_command)

@@ -1,0 +1,45 @@
+"""What `cairn status` reports: engine, tables, freshness, migrations, quarantine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from cairn.migrations import Migrator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.config import Config
+    from cairn.engine import Engine
+
+# Other modules add sections (collector lag, MySQL sync age, ...): fn(engine, config) -> dict
+STATUS_SECTIONS: list[Callable[["Engine", "Config"], dict]] = []
+
+
+def collect_status(engine: "Engine", config: "Config") -> dict[str, Any]:
+    """The status of the datalake as plain data (printed by the CLI, or as JSON)."""
+    db = engine.database
+    migrator = Migrator(engine, config)
+    states = [s.state for s in migrator.status()]
+    info: dict[str, Any] = {
+        "engine": engine.describe(),
+        "version": engine.server_version(),
+        "database": db,
+        "migrations": {"applied": states.count("applied"), "pending": states.count("pending"),
+                       "changed": states.count("changed")},
+        "tables": [],
+        "lines": {},
+        "last_event_time": None,
+    }
+    tables = engine.query(
+        "SELECT name, engine, total_rows, total_bytes FROM system.tables "
+        "WHERE database = {db:String} AND engine NOT IN ('Null', 'MaterializedView') AND NOT is_temporary "
+        "ORDER BY startsWith(name, '_'), name", {"db": db}).rows
+    info["tables"] = [{"name": name, "engine": eng, "rows": int(rows or 0), "bytes": int(size or 0)}
+                      for name, eng, rows, size in tables]
+    names = {row["name"] for row in info["tables"]}
+    if "events" in names:
+        info["last_event_time"] = engine.query_value(f"SELECT max(time) FROM `{db}`.events HAVING count() > 0")
+    if "_ingest_stats" in names:
+        info["lines"] = {status: int(n) for status, n in engine.query_rows(
+            f"SELECT status, sum(lines) FROM `{db}`._ingest_stats GROUP BY status")}
+    info["sections"] = [section(engine, config) for section in STATUS_SECTIONS]
+    return info

@@ -10,7 +10,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
     from cairn.engine import Engine
 
-# Other modules add sections (collector lag, MySQL sync age, ...): fn(engine, config) -> dict
+# Other modules add sections (collector lag, MySQL sync age, ...) by appending a function
+# fn(engine, config) -> {"title": str, "rows": [ {column: value, ...}, ... ]}.
+# A section whose function raises is reported as an error row, never breaking status.
 STATUS_SECTIONS: list[Callable[["Engine", "Config"], dict]] = []
 
 
@@ -41,5 +43,11 @@ def collect_status(engine: "Engine", config: "Config") -> dict[str, Any]:
     if "_ingest_stats" in names:
         info["lines"] = {status: int(n) for status, n in engine.query_rows(
             f"SELECT status, sum(lines) FROM `{db}`._ingest_stats GROUP BY status")}
-    info["sections"] = [section(engine, config) for section in STATUS_SECTIONS]
+    info["sections"] = []
+    for section in STATUS_SECTIONS:
+        try:
+            info["sections"].append(section(engine, config))
+        except Exception as exc:  # a broken optional source must not hide the rest
+            info["sections"].append({"title": getattr(section, "__name__", "section"),
+                                     "rows": [{"error": str(exc)}]})
     return info

@@ -169,7 +169,14 @@ def status_command(
     for row in info["tables"]:
         table.add_row(row["name"], f"{row['rows']:,}", _human_bytes(row["bytes"]))
     console.print(table)
-    for extra in info.get("sections", []):
+    for section in info.get("sections", []):
+        rows = section.get("rows", [])
+        extra = Table(title=section.get("title", ""), title_justify="left")
+        columns = list(rows[0]) if rows else ["(nothing)"]
+        for column in columns:
+            extra.add_column(str(column))
+        for row in rows:
+            extra.add_row(*(escape(str(row.get(c, ""))) for c in columns))
         console.print(extra)
 
 

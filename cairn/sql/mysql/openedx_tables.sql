@@ -1,0 +1,207 @@
+-- Open edX MySQL tables (the LMS schema), as described in
+-- /work/shared/openedx/data-model.md section 3 (Django >= 3.1/4.2 MySQL mapping).
+-- Used by `cairn demo` and by the tests to create a realistic Open edX database.
+-- Idempotent: CREATE TABLE IF NOT EXISTS. Statements are separated by ';' at line end.
+
+CREATE TABLE IF NOT EXISTS `auth_user` (
+  `id` int NOT NULL AUTO_INCREMENT,
+  `password` varchar(128) NOT NULL,
+  `last_login` datetime(6) NULL,
+  `is_superuser` tinyint(1) NOT NULL,
+  `username` varchar(150) NOT NULL,
+  `first_name` varchar(150) NOT NULL,
+  `last_name` varchar(150) NOT NULL,
+  `email` varchar(254) NOT NULL,
+  `is_staff` tinyint(1) NOT NULL,
+  `is_active` tinyint(1) NOT NULL,
+  `date_joined` datetime(6) NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `username` (`username`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `auth_userprofile` (
+  `id` int NOT NULL AUTO_INCREMENT,
+  `name` varchar(255) NOT NULL,
+  `meta` longtext NOT NULL,
+  `courseware` varchar(255) NOT NULL DEFAULT 'course.xml',
+  `language` varchar(255) NOT NULL,
+  `location` varchar(255) NOT NULL,
+  `year_of_birth` int NULL,
+  `gender` varchar(6) NULL,
+  `level_of_education` varchar(6) NULL,
+  `mailing_address` longtext NULL,
+  `city` longtext NULL,
+  `country` varchar(2) NULL,
+  `state` varchar(2) NULL,
+  `goals` longtext NULL,
+  `bio` varchar(3000) NULL,
+  `profile_image_uploaded_at` datetime(6) NULL,
+  `phone_number` varchar(50) NULL,
+  `user_id` int NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `user_id` (`user_id`),
+  KEY `auth_userprofile_name_50909f10` (`name`),
+  KEY `auth_userprofile_year_of_birth_6a2a7a4b` (`year_of_birth`),
+  KEY `auth_userprofile_gender_44a122fb` (`gender`),
+  KEY `auth_userprofile_level_of_education_93927e04` (`level_of_education`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `student_courseenrollment` (
+  `id` int NOT NULL AUTO_INCREMENT,
+  `course_id` varchar(255) NOT NULL,
+  `created` datetime(6) NULL,
+  `is_active` tinyint(1) NOT NULL,
+  `mode` varchar(100) NOT NULL,
+  `user_id` int NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `student_courseenrollment_user_id_course_id_5d34a47f_uniq` (`user_id`, `course_id`),
+  KEY `student_courseenrollment_course_id_a6f93be8` (`course_id`),
+  KEY `student_cou_course__a4a6a6_idx` (`course_id`, `created`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `grades_persistentcoursegrade` (
+  `id` bigint unsigned NOT NULL AUTO_INCREMENT,
+  `user_id` int NOT NULL,
+  `course_id` varchar(255) NOT NULL,
+  `course_edited_timestamp` datetime(6) NULL,
+  `course_version` varchar(255) NOT NULL,
+  `grading_policy_hash` varchar(255) NOT NULL,
+  `percent_grade` double NOT NULL,
+  `letter_grade` varchar(255) NOT NULL,
+  `passed_timestamp` datetime(6) NULL,
+  `created` datetime(6) NOT NULL,
+  `modified` datetime(6) NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `grades_persistentcoursegrade_course_id_user_id_d7b585c9_uniq` (`course_id`, `user_id`),
+  KEY `grades_persistentcoursegrade_user_id_b2bc5ee7` (`user_id`),
+  KEY `grades_persi_passed__4b6a0b_idx` (`passed_timestamp`, `course_id`),
+  KEY `grades_persi_modifie_41ecf2_idx` (`modified`, `course_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `grades_persistentsubsectiongrade` (
+  `id` bigint unsigned NOT NULL AUTO_INCREMENT,
+  `user_id` int NOT NULL,
+  `course_id` varchar(255) NOT NULL,
+  `usage_key` varchar(255) NOT NULL,
+  `subtree_edited_timestamp` datetime(6) NULL,
+  `course_version` varchar(255) NOT NULL,
+  `earned_all` double NOT NULL,
+  `possible_all` double NOT NULL,
+  `earned_graded` double NOT NULL,
+  `possible_graded` double NOT NULL,
+  `first_attempted` datetime(6) NULL,
+  `visible_blocks_hash` varchar(100) NOT NULL,
+  `created` datetime(6) NOT NULL,
+  `modified` datetime(6) NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `grades_persistentsubsect_course_id_user_id_usage_42c2e4e5_uniq` (`course_id`, `user_id`, `usage_key`),
+  KEY `grades_persistentsubsectiongrade_visible_blocks_hash_20836274` (`visible_blocks_hash`),
+  KEY `grades_persi_modifie_2b3c0e_idx` (`modified`, `course_id`, `usage_key`),
+  KEY `grades_persi_first_a_ab8c1e_idx` (`first_attempted`, `course_id`, `user_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `completion_blockcompletion` (
+  `id` bigint NOT NULL AUTO_INCREMENT,
+  `created` datetime(6) NOT NULL,
+  `modified` datetime(6) NOT NULL,
+  `course_key` varchar(255) NOT NULL,
+  `block_key` varchar(255) NOT NULL,
+  `block_type` varchar(64) NOT NULL,
+  `completion` double NOT NULL,
+  `user_id` int NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `completion_blockcompletion_course_key_block_key_b15bac54_uniq` (`course_key`, `block_key`, `user_id`),
+  KEY `completion__user_id_b4a5d8_idx` (`user_id`, `course_key`, `modified`),
+  KEY `completion__course__3b3a9d_idx` (`course_key`, `modified`),
+  KEY `completion_blockcompletion_block_type_3d0cb7a3` (`block_type`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `course_overviews_courseoverview` (
+  `created` datetime(6) NOT NULL,
+  `modified` datetime(6) NOT NULL,
+  `version` int NOT NULL,
+  `id` varchar(255) NOT NULL,
+  `_location` varchar(255) NOT NULL,
+  `org` longtext NOT NULL,
+  `display_name` longtext NULL,
+  `display_number_with_default` longtext NOT NULL,
+  `display_org_with_default` longtext NOT NULL,
+  `start` datetime(6) NULL,
+  `end` datetime(6) NULL,
+  `advertised_start` longtext NULL,
+  `announcement` datetime(6) NULL,
+  `banner_image_url` longtext NOT NULL,
+  `course_image_url` longtext NOT NULL,
+  `social_sharing_url` longtext NULL,
+  `end_of_course_survey_url` longtext NULL,
+  `certificates_display_behavior` longtext NULL,
+  `certificates_show_before_end` tinyint(1) NOT NULL,
+  `cert_html_view_enabled` tinyint(1) NOT NULL,
+  `has_any_active_web_certificate` tinyint(1) NOT NULL,
+  `cert_name_short` longtext NOT NULL,
+  `cert_name_long` longtext NOT NULL,
+  `certificate_available_date` datetime(6) NULL,
+  `lowest_passing_grade` decimal(5,2) NULL,
+  `days_early_for_beta` double NULL,
+  `mobile_available` tinyint(1) NOT NULL,
+  `visible_to_staff_only` tinyint(1) NOT NULL,
+  `_pre_requisite_courses_json` longtext NOT NULL,
+  `enrollment_start` datetime(6) NULL,
+  `enrollment_end` datetime(6) NULL,
+  `enrollment_domain` longtext NULL,
+  `invitation_only` tinyint(1) NOT NULL,
+  `max_student_enrollments_allowed` int NULL,
+  `catalog_visibility` longtext NULL,
+  `short_description` longtext NULL,
+  `course_video_url` longtext NULL,
+  `effort` longtext NULL,
+  `marketing_url` longtext NULL,
+  `self_paced` tinyint(1) NOT NULL,
+  `eligible_for_financial_aid` tinyint(1) NOT NULL,
+  `has_highlights` tinyint(1) NULL,
+  `enable_proctored_exams` tinyint(1) NOT NULL,
+  `proctoring_provider` longtext NULL,
+  `proctoring_escalation_email` longtext NULL,
+  `allow_proctoring_opt_out` tinyint(1) NOT NULL,
+  `entrance_exam_enabled` tinyint(1) NOT NULL,
+  `entrance_exam_id` varchar(255) NOT NULL,
+  `entrance_exam_minimum_score_pct` double NOT NULL,
+  `force_on_flexible_peer_openassessments` tinyint(1) NOT NULL,
+  `external_id` varchar(128) NULL,
+  `language` longtext NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `student_courseaccessrole` (
+  `id` int NOT NULL AUTO_INCREMENT,
+  `org` varchar(64) NOT NULL,
+  `course_id` varchar(255) NOT NULL,
+  `role` varchar(64) NOT NULL,
+  `user_id` int NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `student_courseaccessrole_user_id_org_course_id_e6ce5afe_uniq` (`user_id`, `org`, `course_id`, `role`),
+  KEY `student_courseaccessrole_org_6d2dbb7a` (`org`),
+  KEY `student_courseaccessrole_course_id_60fb355e` (`course_id`),
+  KEY `student_courseaccessrole_role_1ac888ff` (`role`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `certificates_generatedcertificate` (
+  `id` int NOT NULL AUTO_INCREMENT,
+  `user_id` int NOT NULL,
+  `course_id` varchar(255) NOT NULL,
+  `verify_uuid` varchar(32) NOT NULL,
+  `grade` varchar(5) NOT NULL,
+  `key` varchar(32) NOT NULL,
+  `distinction` tinyint(1) NOT NULL,
+  `status` varchar(32) NOT NULL,
+  `mode` varchar(32) NOT NULL,
+  `name` varchar(255) NOT NULL,
+  `created_date` datetime(6) NOT NULL,
+  `modified_date` datetime(6) NOT NULL,
+  `download_uuid` varchar(32) NOT NULL,
+  `download_url` varchar(128) NOT NULL,
+  `error_reason` varchar(512) NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `certificates_generatedcertifica_user_id_course_id_07c3a5d5_uniq` (`user_id`, `course_id`),
+  KEY `certificates_generatedcertificate_verify_uuid_919b3ffd` (`verify_uuid`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

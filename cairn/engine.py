@@ -93,9 +93,12 @@ class Engine:
         with self._errors():
             return self._client.query_df(sql, parameters=parameters, settings=settings)
 
-    def raw_query(self, sql: str, fmt: str = "TabSeparated", parameters: dict | None = None,
+    def raw_query(self, sql: str, fmt: str | None = None, parameters: dict | None = None,
                   settings: dict | None = None) -> bytes:
-        """Result bytes in any ClickHouse output format (what `cairn client` prints)."""
+        """Result bytes in ClickHouse output format ``fmt`` (what `cairn client` prints).
+
+        With ``fmt=None`` the statement's own FORMAT clause applies, else TabSeparated.
+        """
         with self._errors():
             return self._client.raw_query(sql, parameters=parameters, settings=settings, fmt=fmt)
 

@@ -92,6 +92,21 @@ def _choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+def _parse_non_negative_int(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a whole number, 0 or more") from None
+    if number < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return number
+
+
+# The Open edX MySQL tables as named in the datalake (see cairn/openedx_mysql.py).
+MYSQL_DATALAKE_TABLES = ("users", "user_profiles", "enrollments", "course_grades", "subsection_grades",
+                         "block_completion", "course_overviews", "course_access_roles", "certificates")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration key: its default, how to parse it, and what it means."""
@@ -127,6 +142,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mysql.user", "root", str, "Open edX MySQL user (read access is enough)"),
     Setting("mysql.password", "", str, "Open edX MySQL password", secret=True),
     Setting("mysql.database", "openedx", str, "Open edX MySQL database"),
+    Setting("mysql.enabled", True, _parse_bool,
+            "bring the Open edX MySQL tables into the datalake (false: events only; tables stay empty)"),
+    Setting("mysql.mode", "synced", _choice("synced", "live"),
+            "synced (copied into ClickHouse every mysql.refresh_seconds) or live (every query reads MySQL)"),
+    Setting("mysql.refresh_seconds", 60, _parse_positive_int, "seconds between two copies of a synced table"),
+    *(Setting(f"mysql.tables.{_table}.mode", "", _choice("", "synced", "live"),
+              f"mode of openedx.{_table} (empty: mysql.mode)") for _table in MYSQL_DATALAKE_TABLES),
+    *(Setting(f"mysql.tables.{_table}.refresh_seconds", 0, _parse_non_negative_int,
+              f"refresh period of openedx.{_table} when synced (0: mysql.refresh_seconds)")
+      for _table in MYSQL_DATALAKE_TABLES),
     Setting("collector.sources", [], _parse_list,
             "tracking-log files or globs that `cairn collect`/`cairn serve` follow"),
     Setting("collector.flush_interval", 0.2, _parse_positive_float,

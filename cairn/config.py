@@ -152,6 +152,15 @@ SETTINGS: tuple[Setting, ...] = (
     *(Setting(f"mysql.tables.{_table}.refresh_seconds", 0, _parse_non_negative_int,
               f"refresh period of openedx.{_table} when synced (0: mysql.refresh_seconds)")
       for _table in MYSQL_DATALAKE_TABLES),
+    Setting("courses.exports_dir", "", str,
+            "folder of OLX course exports (.tar.gz, folders, .jsonl dumps) that `cairn import-course --watch` "
+            "and `cairn refresh-courses` re-import when they change"),
+    Setting("courses.dump_command", "", str,
+            "command printing a course's blocks as JSON lines ({course_id} replaced), e.g. "
+            "tutor local run lms python /cairn/cairn_dump_course_blocks.py {course_id}; "
+            "used by `cairn refresh-courses`"),
+    Setting("courses.poll_interval", 60.0, _parse_positive_float,
+            "seconds between checks for published courses (course_overviews.modified) or changed exports"),
     Setting("collector.sources", [], _parse_list,
             "tracking-log files or globs that `cairn collect`/`cairn serve` follow"),
     Setting("collector.flush_interval", 0.2, _parse_positive_float,

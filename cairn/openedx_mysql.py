@@ -8,6 +8,7 @@ database; ``cairn demo`` and the tests use it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Mapping
 
@@ -110,3 +111,250 @@ def quote_mysql_identifier(name: str) -> str:
     if not name or "\x00" in name:
         raise CairnError(f"invalid MySQL name {name!r}")
     return "`" + name.replace("`", "``") + "`"
+
+
+# ---------------------------------------------------------------------------
+# The Open edX MySQL tables in the datalake
+# ---------------------------------------------------------------------------
+
+#: datalake table (database ``openedx`` by default) -> Open edX MySQL table
+DATALAKE_TABLES: dict[str, str] = {
+    "users": "auth_user",
+    "user_profiles": "auth_userprofile",
+    "enrollments": "student_courseenrollment",
+    "course_grades": "grades_persistentcoursegrade",
+    "subsection_grades": "grades_persistentsubsectiongrade",
+    "block_completion": "completion_blockcompletion",
+    "course_overviews": "course_overviews_courseoverview",
+    "course_access_roles": "student_courseaccessrole",
+    "certificates": "certificates_generatedcertificate",
+}
+#: Columns of the MySQL tables deliberately not brought into the datalake.
+NOT_COPIED: dict[str, frozenset[str]] = {"users": frozenset({"password"})}
+#: The migration that defines the datalake objects; `apply` renders it again.
+TABLES_MIGRATION = "0100_mysql_tables.sql"
+
+
+def copy_table(name: str) -> str:
+    """The MergeTree table holding the synced copy of ``name``."""
+    return f"_mysql_{name}_copy"
+
+
+def live_table(name: str) -> str:
+    """The MySQL-engine table reading ``name`` at query time."""
+    return f"_mysql_{name}_live"
+
+
+def refresh_view(name: str) -> str:
+    """The refreshable materialized view copying ``name`` (synced mode)."""
+    return f"_mysql_{name}_refresh"
+
+
+def collection_name(config: Any) -> str:
+    """The ClickHouse named collection holding the MySQL credentials of this datalake."""
+    return f"{config.database}_mysql"
+
+
+def table_modes(config: Any) -> dict[str, str]:
+    """Effective mode per datalake table: ``synced``, ``live``, or ``disabled`` (mysql.enabled false)."""
+    modes = {}
+    for name in DATALAKE_TABLES:
+        if not config["mysql.enabled"]:
+            modes[name] = "disabled"
+        else:
+            modes[name] = config[f"mysql.tables.{name}.mode"] or config["mysql.mode"]
+    return modes
+
+
+def refresh_seconds(config: Any, name: str) -> int:
+    """Refresh period of a synced table (its own setting, else mysql.refresh_seconds)."""
+    return config[f"mysql.tables.{name}.refresh_seconds"] or config["mysql.refresh_seconds"]
+
+
+def _check_names(names: Any) -> list[str]:
+    names = list(DATALAKE_TABLES) if not names else list(names)
+    unknown = [n for n in names if n not in DATALAKE_TABLES]
+    if unknown:
+        raise CairnError(f"unknown MySQL datalake table {unknown[0]!r}; known: {', '.join(DATALAKE_TABLES)}")
+    return names
+
+
+def mysql_error(exc: Exception, config: Any) -> CairnError:
+    """A ClickHouse error about MySQL as one line naming host and port."""
+    text = " ".join(str(exc).split())
+    text = text.split(", Stack trace")[0]
+    where = f"{config['mysql.host']}:{config['mysql.port']}"
+    if any(s in text for s in ("Connections to mysql failed", "ALL_CONNECTION_TRIES_FAILED", "mysqlxx::",
+                               "Poco::Exception")):
+        reason = re.search(r"ERROR \d+ : mysqlxx::\w+: (.*?)(?: \(\(nullptr\):0\)|: While executing|$)", text)
+        detail = reason.group(1) if reason else text[:200]
+        return MySQLUnavailable(f"cannot reach MySQL at {where} (database {config['mysql.database']!r}, "
+                                f"user {config['mysql.user']!r}): {detail}")
+    return CairnError(f"MySQL at {where}: {text[:300]}")
+
+
+def apply(engine: Any, config: Any) -> dict[str, str]:
+    """(Re)create the datalake objects of the MySQL tables for the current configuration.
+
+    Renders ``0100_mysql_tables.sql`` again with the configuration and runs it: every
+    statement there is idempotent and reconciling (mode, refresh period, credentials,
+    enabled). Synced copies are kept. Needs migration 0100 applied (`cairn migrate`).
+    Never connects to MySQL. Returns the effective mode per table.
+    """
+    from cairn.errors import EngineError
+    from cairn.migrations import Migrator, render, split_statements
+
+    migrator = Migrator(engine, config)
+    states = {s.migration.name: s for s in migrator.status()}
+    status = states.get(TABLES_MIGRATION)
+    if status is None or status.state == "pending":
+        raise CairnError("the MySQL tables are not in the datalake yet; run `cairn migrate` first")
+    sql = render(status.migration, config)
+    for statement in split_statements(sql):
+        try:
+            engine.command(statement)
+        except EngineError as exc:
+            first = " ".join(statement.split())[:120]
+            raise CairnError(f"applying the MySQL configuration failed at ({first}): {exc}") from None
+    return table_modes(config)
+
+
+def sync(engine: Any, config: Any, tables: Any = None) -> dict[str, int]:
+    """Copy the synced tables from MySQL now and wait; returns rows per table copied.
+
+    Live and disabled tables are skipped. A failure (MySQL down) raises a one-line
+    error naming host and port; the previous copies stay as they were.
+    """
+    from cairn.errors import EngineError
+
+    modes = table_modes(config)
+    db = f"`{config.database}`"
+    counts = {}
+    for name in _check_names(tables):
+        if modes[name] != "synced":
+            continue
+        view = f"{db}.`{refresh_view(name)}`"
+        try:
+            engine.command(f"SYSTEM REFRESH VIEW {view}")
+            engine.command(f"SYSTEM WAIT VIEW {view}")
+        except EngineError as exc:
+            if exc.code == 60 or "UNKNOWN_TABLE" in str(exc):
+                raise CairnError(f"{name} is not synced in the datalake yet; run `cairn mysql apply`") from None
+            raise mysql_error(exc, config) from None
+        counts[name] = int(engine.query_value(f"SELECT count() FROM {db}.`{copy_table(name)}`"))
+    return counts
+
+
+@dataclass
+class SchemaCheck:
+    """How a MySQL table compares with what the datalake expects."""
+
+    table: str
+    mysql_table: str
+    unknown: list[str] = field(default_factory=list)   # in MySQL, not in the datalake: ignored
+    missing: list[str] = field(default_factory=list)   # expected, absent from MySQL: queries fail
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+    def describe(self) -> str:
+        parts = []
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} column(s) not brought into the datalake (newer Open edX?): "
+                         + ", ".join(self.unknown))
+        if self.missing:
+            parts.append("missing in MySQL (older Open edX?), the table cannot be read: " + ", ".join(self.missing))
+        return "; ".join(parts) or "columns match"
+
+
+def check_schema(engine: Any, config: Any, tables: Any = None) -> list[SchemaCheck]:
+    """Compare each MySQL table's columns with the datalake's, through ClickHouse.
+
+    Unknown MySQL columns (a newer Open edX release) are reported, not fatal: the
+    datalake reads the columns it knows by name. Missing ones are reported too.
+    Raises MySQLUnavailable (one line, host and port) when MySQL cannot be reached.
+    """
+    from cairn.errors import EngineError
+
+    if not config["mysql.enabled"]:
+        raise CairnError("MySQL is disabled (mysql.enabled = false)")
+    results = []
+    for name in _check_names(tables):
+        source = DATALAKE_TABLES[name]
+        expected = [row[0] for row in engine.query_rows(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+            "AND default_kind != 'MATERIALIZED' ORDER BY position",
+            {"db": config.database, "t": copy_table(name)})]
+        if not expected:
+            raise CairnError("the MySQL tables are not in the datalake yet; run `cairn migrate` first")
+        try:
+            actual = [row[0] for row in engine.query_rows(
+                f"DESCRIBE TABLE mysql(`{collection_name(config)}`, `table` = {{t:String}})", {"t": source})]
+        except EngineError as exc:
+            if "doesn't exist" in str(exc) or "1146" in str(exc):
+                results.append(SchemaCheck(name, source, [], expected))
+                continue
+            raise mysql_error(exc, config) from None
+        skipped = NOT_COPIED.get(name, frozenset())
+        results.append(SchemaCheck(
+            name, source,
+            unknown=[c for c in actual if c not in expected and c not in skipped],
+            missing=[c for c in expected if c not in actual]))
+    return results
+
+
+def sync_status(engine: Any, config: Any) -> list[dict[str, Any]]:
+    """Per table: mode, rows of the copy, when it was last copied, how old, last error."""
+    db = config.database
+    refreshes = {row[0]: row[1:] for row in engine.query_rows(
+        "SELECT view, status, last_success_time, next_refresh_time, exception FROM system.view_refreshes "
+        "WHERE database = {db:String}", {"db": db})}
+    existing = {row[0] for row in engine.query_rows(
+        "SELECT name FROM system.tables WHERE database = {db:String}", {"db": db})}
+    now = engine.query_value("SELECT now64(3, 'UTC')")
+    rows = []
+    for name, mode in table_modes(config).items():
+        if copy_table(name) not in existing:
+            continue
+        count, synced_at = engine.query_rows(
+            f"SELECT count(), max(_synced_at) FROM `{db}`.`{copy_table(name)}`")[0]
+        synced_at = synced_at if count else None
+        state, error = "", ""
+        refresh = refreshes.get(refresh_view(name))
+        if refresh is not None:
+            state, last_success, _next, exception = refresh
+            if last_success is not None and last_success.year > 1970:
+                last_success = last_success.replace(tzinfo=None)
+                if synced_at is None or last_success > synced_at.replace(tzinfo=None):
+                    synced_at = last_success
+            if exception:
+                error = str(mysql_error(Exception(exception), config))
+        never = "unknown (empty copy)" if refresh is None or state else "never"
+        row = {"table": name, "mode": mode, "copied rows": int(count),
+               "last copy (UTC)": synced_at.strftime("%Y-%m-%d %H:%M:%S") if synced_at else never,
+               "age": _age(now, synced_at) if synced_at else "",
+               "refresh": f"every {refresh_seconds(config, name)} s" if mode == "synced" else "",
+               "error": error}
+        if mode == "live":
+            row["age"] = "live: reads MySQL at query time"
+        rows.append(row)
+    return rows
+
+
+def _age(now: Any, then: Any) -> str:
+    seconds = max(0, int((now.replace(tzinfo=None) - then.replace(tzinfo=None)).total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def status_section(engine: Any, config: Any) -> dict:
+    """The `cairn status` section: how old each synced copy is (registered by cairn.cli.mysql)."""
+    where = f"{config['mysql.host']}:{config['mysql.port']}/{config['mysql.database']}"
+    title = f"Open edX MySQL ({where})" if config["mysql.enabled"] else "Open edX MySQL (disabled)"
+    return {"title": title, "rows": sync_status(engine, config)}

@@ -330,7 +330,9 @@ def sync_status(engine: Any, config: Any) -> list[dict[str, Any]]:
                     synced_at = last_success
             if exception:
                 error = str(mysql_error(Exception(exception), config))
-        never = "unknown (empty copy)" if refresh is None or state else "never"
+        never = "unknown (empty)"  # an empty copy has no _synced_at; only this process's refreshes tell
+        if (mode == "synced") != (refresh is not None):
+            error = error or f"configured {mode}, not applied yet: run `cairn mysql apply`"
         row = {"table": name, "mode": mode, "copied rows": int(count),
                "last copy (UTC)": synced_at.strftime("%Y-%m-%d %H:%M:%S") if synced_at else never,
                "age": _age(now, synced_at) if synced_at else "",

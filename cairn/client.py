@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -12,6 +13,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import Engine
 
 EXIT_WORDS = {"exit", "quit", "\\q", "q", ":q", "logout"}
+# A statement ending in its own FORMAT clause keeps it (the driver would add a second one).
+_OWN_FORMAT = re.compile(r"\bFORMAT\s+\w+\s*;?\s*$", re.IGNORECASE)
 
 
 def run_statements(engine: "Engine", sql: str, fmt: str, out: BinaryIO) -> None:
@@ -23,7 +26,8 @@ def run_statements(engine: "Engine", sql: str, fmt: str, out: BinaryIO) -> None:
     if not statements:
         raise CairnError("no SQL statement given")
     for statement in statements:
-        out.write(engine.raw_query(statement, fmt=fmt))
+        own = _OWN_FORMAT.search(statement) is not None
+        out.write(engine.raw_query(statement, fmt=None if own else fmt))
         out.flush()
 
 

@@ -216,9 +216,9 @@ def test_synced_mode_joins_events_and_follows_mysql(tmp_path, mysql_db):
         assert engine.query_value("SELECT engine FROM system.tables WHERE database = 'openedx' "
                                   "AND name = '_mysql_users_copy'") == "MergeTree"
         # values and types survive the copy
-        row = engine.query_rows("SELECT date_joined, last_login, is_staff FROM openedx.users WHERE id = 1")[0]
-        assert row[0] == datetime(2026, 3, 1, 10, 0, 0, 250000, tzinfo=row[0].tzinfo)
-        assert row[0].utcoffset().total_seconds() == 0 and row[2] is False
+        row = engine.query_rows("SELECT toString(date_joined), toTypeName(date_joined), toString(last_login), "
+                                "is_staff FROM openedx.users WHERE id = 1")[0]
+        assert row == ("2026-03-01 10:00:00.250000", "DateTime64(6, 'UTC')", "2026-03-02 11:00:00.000000", False)
         assert engine.query_value("SELECT toString(lowest_passing_grade) FROM openedx.course_overviews") == "0.5"
 
         conn = mysql_root(mysql_db)

@@ -1,0 +1,620 @@
+"""Learner journeys rendered as Open edX tracking-log lines.
+
+Each enrollment gets its own random stream (seeded from the run's seed, the user
+and the course), a planned series of study sessions (daily and weekly rhythm in
+the learner's time zone, gaps that grow as engagement falls, drop-out at some
+unit) and a state (next unit, problem scores, grades). Sessions are rendered day by
+day; each day's lines are sorted by time and written in one chunk.
+
+Lines follow the on-disk Tutor shape (``asctime LEVEL PID [tracking] [user N] [ip
+IP] logger.py:41 - {json}``, keys in LegacyFieldMappingProcessor order): browser
+events carry ``event`` as a JSON-encoded string (or a URL-encoded form string for
+problem_check, an array for problem_graded), server events an object, Celery grade
+events no username / user id in context and ``user_id`` as a string in ``event``,
+request-path events the URL path as name with ``{"GET": ..., "POST": ...}`` as a string.
+
+Speed: payloads are assembled from strings precomputed per course, learner and
+session; nothing is passed through json.dumps per event.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import IO, Callable
+
+from cairn.demo.courses import CHOICE_WORDS, Component, DemoCourse, Subsection
+from cairn.demo.people import Learner
+
+LMS_HOST = "local.openedx.io"
+MFE_HOST = "apps.local.openedx.io"
+# Relative activity by local hour (0-23): low at night, peaks in the evening.
+HOUR_WEIGHTS = (2, 1, 1, 1, 1, 2, 4, 6, 8, 9, 9, 9, 8, 8, 8, 8, 9, 10, 12, 14, 15, 13, 9, 5)
+_HOUR_CUMULATIVE = [sum(HOUR_WEIGHTS[:i + 1]) for i in range(24)]
+MODES = ((55, "audit"), (28, "verified"), (10, "honor"), (5, "professional"), (2, "no-id-professional"))
+CERTIFICATE_MODES = ("verified", "honor", "professional", "no-id-professional")
+LETTER = "Pass"
+
+
+def _s(text: str) -> str:
+    """``text`` as the inside of a JSON string (ASCII, escaped)."""
+    return json.dumps(text)[1:-1]
+
+
+def _s2(text: str) -> str:
+    """``text`` escaped twice: inside a JSON string that is itself inside a JSON string."""
+    return _s(_s(text))
+
+
+_day_cache: dict[int, str] = {}
+_HMS = [f"{h:02d}:{m:02d}:{sec:02d}" for h in range(24) for m in range(60) for sec in range(60)]
+
+
+def format_times(t: float) -> tuple[str, str]:
+    """(event time ``2023-05-23T14:12:17.308123+00:00``, log asctime ``2023-05-23 14:12:17,308``)."""
+    sec = int(t)
+    micro = int((t - sec) * 1_000_000)
+    day, rem = divmod(sec, 86400)
+    date = _day_cache.get(day)
+    if date is None:
+        date = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%d")
+        _day_cache[day] = date
+    hms = _HMS[rem]
+    # Python's isoformat drops the fraction when it is zero; so does Open edX's log.
+    if micro:
+        return f"{date}T{hms}.{micro:06d}+00:00", f"{date} {hms},{micro // 1000:03d}"
+    return f"{date}T{hms}+00:00", f"{date} {hms},000"
+
+
+def str_datetime(t: float) -> str:
+    """``str(datetime)`` as grade events write it: ``2023-05-12 20:55:53.096285+00:00``."""
+    iso, _ = format_times(t)
+    return iso.replace("T", " ")
+
+
+@dataclass
+class GroundTruth:
+    """What the generator knows it wrote (history only, not --live appends)."""
+
+    events: int = 0
+    by_name: dict[str, int] = field(default_factory=dict)
+    video_watchers: dict[str, set] = field(default_factory=dict)  # course -> users with play_video
+    video_viewers: dict[tuple[str, str], set] = field(default_factory=dict)  # (course, video id) -> users
+    last_grade: dict[tuple[str, str], dict[int, tuple[float, float]]] = field(default_factory=dict)
+    enrolled: dict[str, int] = field(default_factory=dict)
+    passed: dict[str, int] = field(default_factory=dict)
+    forum_posts: dict[str, int] = field(default_factory=dict)
+    count_names: bool = True
+
+
+@dataclass
+class Enrollment:
+    """One learner in one course: plan and state."""
+
+    learner: Learner
+    course: DemoCourse
+    mode: str
+    created: float
+    rng: random.Random
+    target_units: int
+    sessions: list[tuple[float, int]] = field(default_factory=list)  # (start, units)
+    next_unit: int = 0
+    scores: dict[str, tuple[float, float, int, float]] = field(default_factory=dict)  # problem -> earned, possible, attempts, t
+    completions: dict[str, tuple[str, float]] = field(default_factory=dict)  # usage key -> (block type, time)
+    first_attempted: dict[str, float] = field(default_factory=dict)  # sequential id -> time
+    subsection_grades: dict[str, tuple[float, float, float, float, float]] = field(default_factory=dict)
+    percent: float | None = None
+    graded_at: float = 0.0
+    passed_at: float | None = None
+    certificate: tuple[str, str, float] | None = None  # (verify uuid, status, time)
+    deactivated_at: float | None = None
+    last_activity: float = 0.0
+
+    @property
+    def course_id(self) -> str:
+        return self.course.course_id
+
+
+class CourseInfo:
+    """Precomputed strings and grading structure of a course."""
+
+    def __init__(self, course: DemoCourse):
+        self.course = course
+        self.cid = course.course_id
+        self.units = course.units()
+        self.problems_by_sub: dict[str, list[Component]] = {}
+        self.possible_by_sub: dict[str, float] = {}
+        for sub in course.subsections():
+            problems = [c for unit in sub.units for c in unit.components if c.block_type == "problem"]
+            self.problems_by_sub[sub.block_id] = problems
+            self.possible_by_sub[sub.block_id] = float(sum(p.n_inputs for p in problems))
+        self.sub_of_problem = {p.block_id: sub for sub in course.subsections()
+                               for p in self.problems_by_sub[sub.block_id]}
+        self.weights = {g["type"]: g["weight"] for g in course.grader}
+        self.graded_subs: dict[str, list[Subsection]] = {}
+        for sub in course.subsections():
+            if sub.graded:
+                self.graded_subs.setdefault(sub.assignment_type, []).append(sub)
+        self.edited = str_datetime(course.edited.timestamp())
+        self.threads: list[tuple[str, float, str]] = []  # (thread id, created, commentable id)
+        self.server_ctx_head = f'"context": {{"course_id": "{self.cid}", "course_user_tags": {{}}, "user_id": '
+        self.courseware_path = f"/courses/{self.cid}/courseware/"
+        self.names = {c.block_id: _s(c.display_name) for c in course.components()}
+
+
+class JourneyWriter:
+    """Renders enrollments' sessions into tracking-log lines."""
+
+    def __init__(self, courses: list[DemoCourse], truth: GroundTruth | None = None, time_scale: float = 1.0):
+        self.info = {course.course_id: CourseInfo(course) for course in courses}
+        self.truth = truth or GroundTruth()
+        self.by_name = self.truth.by_name
+        self.time_scale = time_scale
+        self.out: list[tuple[float, str]] = []
+
+    # -- low-level emitters ------------------------------------------------
+    def _count(self, name: str) -> None:
+        by_name = self.by_name
+        by_name[name] = by_name.get(name, 0) + 1
+
+    def browser(self, t: float, s: "_Session", name: str, event_type: str, event: str, page: str) -> None:
+        """A browser event: ``event`` is the already-encoded JSON value (usually a JSON string)."""
+        iso, asc = format_times(t)
+        self.out.append((t, (
+            f'{asc} INFO {s.pid} [tracking] [user {s.uid}] [ip {s.ip}] logger.py:41 - {{"name": "{name}", '
+            f'"context": {{"user_id": {s.uid}, "path": "/event", "course_id": "{s.cid}", "org_id": "{s.org}", '
+            f'"enterprise_uuid": ""}}, {s.request}"referer": "{page}", "accept_language": "{s.lang}", '
+            f'"event": {event}, "time": "{iso}", "event_type": "{event_type}", "event_source": "browser", '
+            f'"page": "{page}"}}\n')))
+        self._count(name)
+
+    def server(self, t: float, s: "_Session", name: str, path: str, event: str, referer: str,
+               module: str = "", page: str = "null", event_type: str | None = None) -> None:
+        """A server event in a learner's request (``event``: encoded JSON value)."""
+        iso, asc = format_times(t)
+        self.out.append((t, (
+            f'{asc} INFO {s.pid} [tracking] [user {s.uid}] [ip {s.ip}] logger.py:41 - {{"name": "{name}", '
+            f'{s.info.server_ctx_head}{s.uid}, "path": "{path}", "org_id": "{s.org}", "enterprise_uuid": ""'
+            f'{module}}}, {s.request}"referer": "{referer}", "accept_language": "{s.lang}", "event": {event}, '
+            f'"time": "{iso}", "event_type": "{event_type or name}", "event_source": "server", "page": {page}}}\n')))
+        self._count(name)
+
+    def celery(self, t: float, cid: str, org: str, name: str, event: str) -> None:
+        """A server event emitted by a Celery worker: no user, no request."""
+        iso, asc = format_times(t)
+        self.out.append((t, (
+            f'{asc} INFO 42 [tracking] [user None] [ip None] logger.py:41 - {{"name": "{name}", '
+            f'"context": {{"course_id": "{cid}", "org_id": "{org}", "enterprise_uuid": ""}}, "username": "", '
+            f'"session": "", "ip": "", "agent": "", "host": "", "referer": "", "accept_language": "", '
+            f'"event": {event}, "time": "{iso}", "event_type": "{name}", "event_source": "server", "page": null}}\n')))
+        self._count(name)
+
+    # -- journeys --------------------------------------------------------------
+    def enroll(self, e: Enrollment) -> None:
+        """The enrollment itself (server event from the enrollment API request)."""
+        s = _Session(self.info[e.course_id], e, e.created)
+        referer = f"http://{LMS_HOST}/courses/{s.cid}/about"
+        self.server(e.created, s, "edx.course.enrollment.activated", "/api/enrollment/v1/enrollment",
+                    f'{{"course_id": "{s.cid}", "user_id": {s.uid}, "mode": "{e.mode}"}}', referer)
+        self.truth.enrolled[s.cid] = self.truth.enrolled.get(s.cid, 0) + 1
+
+    def unenroll(self, e: Enrollment, t: float) -> None:
+        s = _Session(self.info[e.course_id], e, t)
+        self.server(t, s, "edx.course.enrollment.deactivated", "/api/enrollment/v1/enrollment",
+                    f'{{"course_id": "{s.cid}", "user_id": {s.uid}, "mode": "{e.mode}"}}',
+                    f"http://{LMS_HOST}/dashboard")
+        e.deactivated_at = t
+
+    def session(self, e: Enrollment, t: float, n_units: int) -> float:
+        """Render one study session of ``n_units`` units from ``e.next_unit``; returns its end time."""
+        info = self.info[e.course_id]
+        s = _Session(info, e, t)
+        rng, scale = e.rng, self.time_scale
+        units = info.units
+        first = e.next_unit
+        last = min(len(units), first + n_units)
+        cid = s.cid
+        previous_sub = None
+        for index in range(first, last):
+            section, sub, unit = units[index]
+            position = sub.units.index(unit) + 1
+            mfe_page = f"http://{MFE_HOST}/learning/course/{cid}/{sub.usage_key}/{unit.usage_key}"
+            if previous_sub is None:
+                path = f"/courses/{cid}/courseware/{section.block_id}/{sub.block_id}/{position}"
+                self.server(t, s, path, path, '"{\\"GET\\": {}, \\"POST\\": {}}"', f"http://{MFE_HOST}/learning/course/{cid}/home")
+                t += rng.uniform(1, 4) * scale
+                self.browser(t, s, "edx.ui.lms.sequence.tab_selected", "seq_goto",
+                             f'"{{\\"current_tab\\": {position}, \\"id\\": \\"{sub.usage_key}\\", \\"target_tab\\": '
+                             f'{position}, \\"tab_count\\": {len(sub.units)}, \\"widget_placement\\": \\"top\\"}}"',
+                             mfe_page)
+            else:
+                name = "edx.ui.lms.sequence.next_selected"
+                current = position - 1 if previous_sub is sub else len(previous_sub.units)
+                self.browser(t, s, name, "seq_next" if previous_sub is sub else name,
+                             f'"{{\\"current_tab\\": {current}, \\"id\\": \\"{previous_sub.usage_key}\\", '
+                             f'\\"tab_count\\": {len(previous_sub.units)}, \\"widget_placement\\": \\"bottom\\"}}"',
+                             mfe_page)
+            previous_sub = sub
+            t += rng.uniform(2, 8) * scale
+            xblock_page = (f"http://{LMS_HOST}/xblock/{unit.usage_key}?show_title=0&show_bookmark_button=0"
+                           "&recheck_access=1&view=student_view")
+            for component in unit.components:
+                kind = component.block_type
+                if kind == "html":
+                    t += rng.uniform(20, 240) * scale
+                    self._complete(s, component, t, xblock_page)
+                elif kind == "video":
+                    t = self._video(s, component, t, xblock_page)
+                elif kind == "problem":
+                    t = self._problem(s, component, sub, t, xblock_page)
+                elif kind == "discussion":
+                    t = self._discussion(s, component, t, xblock_page)
+                t += rng.uniform(3, 20) * scale
+        e.next_unit = last
+        e.last_activity = t
+        return t
+
+    def _complete(self, s: "_Session", c: Component, t: float, referer: str) -> None:
+        e = s.e
+        is_new = c.usage_key not in e.completions
+        e.completions[c.usage_key] = (c.block_type, e.completions.get(c.usage_key, (None, t))[1] if not is_new else t)
+        path = f"/courses/{s.cid}/xblock/{c.usage_key}/handler/" + (
+            "xmodule_handler/problem_check" if c.block_type == "problem" else "publish_completion")
+        stamp = str_datetime(t)
+        module = f', "module": {{"display_name": "{_s(c.display_name)}", "usage_key": "{c.usage_key}"}}'
+        self.server(t, s, "edx.completion.block_completion.changed", path,
+                    f'{{"user_id": {s.uid}, "course_id": "{s.cid}", "block_id": "{c.usage_key}", '
+                    f'"block_type": "{c.block_type}", "completion": 1.0, "modified": "{stamp}", '
+                    f'"created": "{stamp if is_new else str_datetime(e.completions[c.usage_key][1])}"}}',
+                    referer, module)
+
+    def _video(self, s: "_Session", c: Component, t: float, page: str) -> float:
+        rng, scale = s.e.rng, self.time_scale
+        head = f'"{{\\"id\\": \\"{c.block_id}\\", \\"code\\": \\"{c.youtube_id}\\"'
+        dur = c.duration
+        self.browser(t, s, "load_video", "load_video", f'{head}, \\"duration\\": {dur}}}"', page)
+        if rng.random() > 0.35 + 0.6 * s.e.learner.engagement:
+            return t + rng.uniform(2, 10) * scale  # scrolled past the video
+        t += rng.uniform(1, 6) * scale
+        self.browser(t, s, "play_video", "play_video", f'{head}, \\"currentTime\\": 0, \\"duration\\": {dur}}}"', page)
+        truth = self.truth
+        truth.video_watchers.setdefault(s.cid, set()).add(s.uid)
+        truth.video_viewers.setdefault((s.cid, c.block_id), set()).add(s.uid)
+        position = 0.0
+        completes = rng.random() < 0.25 + 0.7 * s.e.learner.engagement
+        goal = dur if completes else dur * rng.uniform(0.05, 0.9)
+        speed = 1.0
+        if rng.random() < 0.15:
+            new_speed = rng.choice((1.25, 1.5, 2.0))
+            self.browser(t + 0.5 * scale, s, "speed_change_video", "speed_change_video",
+                         f'{head}, \\"current_time\\": 0.5, \\"old_speed\\": \\"1.0\\", \\"new_speed\\": '
+                         f'\\"{new_speed}\\", \\"duration\\": {dur}}}"', page)
+            speed = new_speed
+        while position < goal:
+            segment = min(goal - position, rng.uniform(30, 400))
+            t += segment / speed * scale
+            position += segment
+            if position >= goal:
+                break
+            roll = rng.random()
+            if roll < 0.35:
+                self.browser(t, s, "pause_video", "pause_video",
+                             f'{head}, \\"currentTime\\": {position:.3f}, \\"duration\\": {dur}}}"', page)
+                t += rng.uniform(3, 120) * scale
+                self.browser(t, s, "play_video", "play_video",
+                             f'{head}, \\"currentTime\\": {position:.3f}, \\"duration\\": {dur}}}"', page)
+            elif roll < 0.55:
+                new_time = max(0.0, min(dur - 1.0, position + rng.uniform(-60, 90)))
+                self.browser(t, s, "seek_video", "seek_video",
+                             f'{head}, \\"old_time\\": {position:.3f}, \\"new_time\\": {new_time:.3f}, '
+                             f'\\"type\\": \\"onSlideSeek\\", \\"duration\\": {dur}}}"', page)
+                goal += position - new_time if new_time < position else 0
+                position = new_time
+        if completes:
+            self.browser(t - 2 * scale, s, "complete_video", "complete_video", f'{head}, \\"duration\\": {dur}}}"', page)
+            self.browser(t, s, "stop_video", "stop_video",
+                         f'{head}, \\"currentTime\\": {dur}, \\"duration\\": {dur}}}"', page)
+            self._complete(s, c, t + 0.2 * scale, page)
+        else:
+            self.browser(t, s, "pause_video", "pause_video",
+                         f'{head}, \\"currentTime\\": {position:.3f}, \\"duration\\": {dur}}}"', page)
+        return t + rng.uniform(1, 5) * scale
+
+    def _problem(self, s: "_Session", c: Component, sub: Subsection, t: float, page: str) -> float:
+        e = s.e
+        rng, scale = e.rng, self.time_scale
+        if rng.random() > 0.45 + 0.55 * e.learner.engagement and not sub.graded:
+            return t + rng.uniform(5, 30) * scale  # read it, did not answer
+        key, bid = c.usage_key, c.block_id
+        path = f"/courses/{s.cid}/xblock/{key}/handler/xmodule_handler/problem_check"
+        module = f', "module": {{"display_name": "{_s(c.display_name)}", "usage_key": "{key}"}}'
+        p_right = max(0.05, min(0.97, 0.35 + 0.6 * e.learner.ability - 0.35 * c.difficulty))
+        previous = e.scores.get(bid)
+        attempts = previous[2] if previous else 0
+        earned = 0.0
+        while attempts < c.max_attempts:
+            attempts += 1
+            t += rng.uniform(20, 150) * scale
+            choices = [c.correct[i] if rng.random() < p_right else rng.randrange(c.n_choices)
+                       for i in range(c.n_inputs)]
+            right = [choices[i] == c.correct[i] for i in range(c.n_inputs)]
+            earned = float(sum(right))
+            possible = float(c.n_inputs)
+            ids = [f"{bid}_{i + 2}_1" for i in range(c.n_inputs)]
+            form = "&".join(f"input_{ids[i]}=choice_{choices[i]}" for i in range(c.n_inputs))
+            self.browser(t, s, "problem_check", "problem_check", f'"{form}"', page)
+            post = ", ".join(f'\\"input_{ids[i]}\\": [\\"choice_{choices[i]}\\"]' for i in range(c.n_inputs))
+            self.server(t - 0.02 * scale, s, path, path, f'"{{\\"GET\\": {{}}, \\"POST\\": {{{post}}}}}"', page)
+            transaction = _uuid(rng)
+            t += 0.08 * scale
+            self.server(t, s, "edx.grades.problem.submitted", path,
+                        f'{{"user_id": "{s.uid}", "course_id": "{s.cid}", "problem_id": "{key}", '
+                        f'"event_transaction_id": "{transaction}", "event_transaction_type": '
+                        f'"edx.grades.problem.submitted", "weighted_earned": {earned:g}, '
+                        f'"weighted_possible": {possible:g}}}', page, module)
+            answers = ", ".join(f'"{ids[i]}": "choice_{choices[i]}"' for i in range(c.n_inputs))
+            correct_map = ", ".join(
+                f'"{ids[i]}": {{"correctness": "{"correct" if right[i] else "incorrect"}", "npoints": null, '
+                f'"msg": "", "hint": "", "hintmode": null, "queuestate": null, "answervariable": null}}'
+                for i in range(c.n_inputs))
+            submission = ", ".join(
+                f'"{ids[i]}": {{"question": "Question {i + 1}", "answer": "Option {CHOICE_WORDS[choices[i]]}", '
+                f'"response_type": "multiplechoiceresponse", "input_type": "choicegroup", '
+                f'"correct": {"true" if right[i] else "false"}, "variant": "", "group_label": ""}}'
+                for i in range(c.n_inputs))
+            input_state = ", ".join(f'"{i}": {{}}' for i in ids)
+            t += 0.01 * scale
+            self.server(t, s, "problem_check", path,
+                        f'{{"state": {{"seed": 1, "student_answers": {{{answers}}}, "has_saved_answers": false, '
+                        f'"correct_map": {{{correct_map}}}, "input_state": {{{input_state}}}, "done": true}}, '
+                        f'"problem_id": "{key}", "answers": {{{answers}}}, "grade": {earned:g}, '
+                        f'"max_grade": {possible:g}, "correct_map": {{{correct_map}}}, '
+                        f'"success": "{"correct" if earned == possible else "incorrect"}", "attempts": {attempts}, '
+                        f'"submission": {{{submission}}}}}', page, module + ', "asides": {}', '"x_module"')
+            self.browser(t + 0.06 * scale, s, "problem_graded", "problem_graded",
+                         f'["{form}", "\\n<div class=\\"problem\\" id=\\"problem_{bid}\\">'
+                         f'<h3 class=\\"hd hd-3 problem-header\\">{s.info.names[bid]}</h3></div>\\n"]', page)
+            self.truth.last_grade.setdefault((s.cid, bid), {})[s.uid] = (earned, possible)
+            if bid not in e.scores:
+                e.first_attempted.setdefault(sub.block_id, t)
+            e.scores[bid] = (earned, possible, attempts, t)
+            self._complete(s, c, t + 0.03 * scale, page)
+            self._grades(s, sub, t + rng.uniform(0.5, 3) * scale, transaction)
+            if earned == possible or rng.random() < 0.3:
+                break
+        return t + rng.uniform(2, 10) * scale
+
+    def _grades(self, s: "_Session", sub: Subsection, t: float, transaction: str) -> None:
+        """Celery's regrade after a submission: subsection, course, and passing events."""
+        e, info = s.e, s.info
+        earned_all = sum(e.scores[p.block_id][0] for p in info.problems_by_sub[sub.block_id] if p.block_id in e.scores)
+        possible_all = info.possible_by_sub[sub.block_id]
+        earned_graded, possible_graded = (earned_all, possible_all) if sub.graded else (0.0, 0.0)
+        first = e.first_attempted.get(sub.block_id, t)
+        e.subsection_grades[sub.block_id] = (earned_all, possible_all, earned_graded, possible_graded, t)
+        course = info.course
+        tail = (f'"event_transaction_id": "{transaction}", "event_transaction_type": "edx.grades.problem.submitted"')
+        self.celery(t, s.cid, s.org, "edx.grades.subsection.grade_calculated",
+                    f'{{"user_id": "{s.uid}", "course_id": "{s.cid}", "block_id": "{sub.usage_key}", '
+                    f'"course_version": "{course.course_version}", "weighted_total_earned": {earned_all:.1f}, '
+                    f'"weighted_total_possible": {possible_all:.1f}, "weighted_graded_earned": {earned_graded:.1f}, '
+                    f'"weighted_graded_possible": {possible_graded:.1f}, "first_attempted": "{str_datetime(first)}", '
+                    f'"subtree_edited_timestamp": "{info.edited}", {tail}, '
+                    f'"visible_blocks_hash": "{course.grading_policy_hash}"}}')
+        percent = course_percent(info, e)
+        letter = LETTER if percent >= course.cutoff else ""
+        e.percent, e.graded_at = percent, t
+        t += 0.015 * self.time_scale
+        self.celery(t, s.cid, s.org, "edx.grades.course.grade_calculated",
+                    f'{{"user_id": "{s.uid}", "course_id": "{s.cid}", "course_version": "{course.course_version}", '
+                    f'"percent_grade": {percent}, "letter_grade": "{letter}", '
+                    f'"course_edited_timestamp": "{info.edited}", {tail}, '
+                    f'"grading_policy_hash": "{course.grading_policy_hash}"}}')
+        if letter and e.passed_at is None:
+            e.passed_at = t + 0.01 * self.time_scale
+            self.celery(e.passed_at, s.cid, s.org, "edx.course.grade.passed.first_time",
+                        f'{{"user_id": "{s.uid}", "course_id": "{s.cid}", {tail}}}')
+            self.truth.passed[s.cid] = self.truth.passed.get(s.cid, 0) + 1
+            if e.mode in CERTIFICATE_MODES:
+                uuid = f"{e.rng.getrandbits(128):032x}"
+                when = e.passed_at + e.rng.uniform(60, 3 * 86400) * self.time_scale
+                e.certificate = (uuid, "downloadable", when)
+                cs = _Session(info, e, when)
+                self.server(when, cs, "edx.certificate.created", "/api/certificates/v0/certificates/generate",
+                            f'{{"user_id": {s.uid}, "course_id": "{s.cid}", "certificate_id": "{uuid}", '
+                            f'"certificate_url": "http://{LMS_HOST}/certificates/{uuid}", '
+                            f'"enrollment_mode": "{e.mode}", "generation_mode": "self"}}',
+                            f"http://{LMS_HOST}/courses/{s.cid}/progress")
+
+    def _discussion(self, s: "_Session", c: Component, t: float, page: str) -> float:
+        e, info = s.e, s.info
+        rng, scale = e.rng, self.time_scale
+        roll = rng.random()
+        category = _s(c.display_name)
+        url = f"http://{LMS_HOST}/courses/{s.cid}/discussion/forum/{c.block_id}/threads/"
+        common = (f'"commentable_id": "{c.block_id}", "category_id": "{c.block_id}", "category_name": "{category}", '
+                  f'"user_forums_roles": ["Student"], "user_course_roles": []')
+        if roll < 0.12 * (0.5 + e.learner.engagement):
+            t += rng.uniform(60, 400) * scale
+            thread = f"{rng.getrandbits(96):024x}"
+            title = rng.choice(("Question about this unit", "Stuck on the exercise", "Great explanation!",
+                                "Can someone clarify?", "Resources to go further", "Study group?"))
+            self.server(t, s, "edx.forum.thread.created", f"/api/discussion/v1/threads/", 
+                        f'{{"title": "{title}", "title_truncated": false, "body": "{title}. I would like to discuss '
+                        f'{category.lower()}.", "truncated": false, "thread_type": "discussion", '
+                        f'"anonymous": false, "anonymous_to_peers": false, "group_id": null, {common}, '
+                        f'"options": {{"followed": true}}, "url": "{url}{thread}", "id": "{thread}", '
+                        f'"from_mfe_sidebar": false}}', page)
+            info.threads.append((thread, t, c.block_id))
+            self.truth.forum_posts[s.cid] = self.truth.forum_posts.get(s.cid, 0) + 1
+        elif roll < 0.35 and info.threads and info.threads[0][1] < t - 3600:
+            usable = [th for th in info.threads[-50:] if th[1] < t - 3600]
+            if usable:
+                thread = rng.choice(usable)[0]
+                t += rng.uniform(30, 300) * scale
+                response = f"{rng.getrandbits(96):024x}"
+                self.server(t, s, "edx.forum.response.created", f"/api/discussion/v1/comments/",
+                            f'{{"body": "Thanks, this helped me too.", "truncated": false, {common}, '
+                            f'"discussion": {{"id": "{thread}"}}, "options": {{"followed": false}}, '
+                            f'"url": "{url}{thread}", "id": "{response}"}}', page)
+                self.truth.forum_posts[s.cid] = self.truth.forum_posts.get(s.cid, 0) + 1
+        return t
+
+
+def course_percent(info: CourseInfo, e: Enrollment) -> float:
+    """The course grade as Open edX's weighted grader computes it (no drops), rounded to 2 places."""
+    total = 0.0
+    for kind, subs in info.graded_subs.items():
+        ratios = []
+        for sub in subs:
+            grade = e.subsection_grades.get(sub.block_id)
+            possible = info.possible_by_sub[sub.block_id]
+            ratios.append(grade[2] / possible if grade and possible else 0.0)
+        total += info.weights.get(kind, 0.0) * (sum(ratios) / len(ratios) if ratios else 0.0)
+    return round(total + 1e-9, 2)
+
+
+def _uuid(rng: random.Random) -> str:
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+
+
+class _Session:
+    """Strings shared by the events of one learner's visit."""
+
+    __slots__ = ("e", "info", "cid", "org", "uid", "ip", "pid", "lang", "request")
+
+    def __init__(self, info: CourseInfo, e: Enrollment, t: float):
+        learner = e.learner
+        self.e, self.info = e, info
+        self.cid, self.org = info.cid, info.course.org
+        self.uid, self.ip = learner.user_id, learner.ip
+        self.pid = e.rng.choice((7, 8, 9, 20, 27))
+        self.lang = learner.language
+        session = f"{e.rng.getrandbits(128):032x}"
+        self.request = (f'"username": "{learner.username}", "session": "{session}", "ip": "{learner.ip}", '
+                        f'"agent": "{learner.agent}", "host": "{LMS_HOST}", ')
+
+
+# ---------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------
+
+def local_time(rng: random.Random, day_start: float, utc_offset: float) -> float:
+    """A moment of the day starting at ``day_start`` (UTC midnight) following the daily rhythm."""
+    r = rng.random() * _HOUR_CUMULATIVE[-1]
+    hour = 0
+    while _HOUR_CUMULATIVE[hour] < r:
+        hour += 1
+    return day_start + (hour + rng.random() - utc_offset) * 3600
+
+
+def plan_sessions(e: Enrollment, period_start: float, period_end: float) -> None:
+    """Fill ``e.sessions``: when the learner comes back, and how many units each time."""
+    rng = e.rng
+    remaining = e.target_units
+    engagement = e.learner.engagement
+    t = e.created + rng.uniform(30, 600) if rng.random() < 0.6 else None
+    day = int(e.created // 86400) * 86400
+    while remaining > 0:
+        if t is None:
+            day += 86400 * max(1, int(rng.expovariate(1 / (1 + 5 * (1 - engagement)))))
+            weekday = datetime.fromtimestamp(day, timezone.utc).weekday()
+            if weekday >= 5 and rng.random() < 0.45:
+                day += 86400 * (7 - weekday)  # weekends are quieter: often postponed to Monday
+            t = local_time(rng, day, e.learner.utc_offset)
+        if t >= period_end:
+            break
+        n = min(remaining, rng.randint(1, 3 + int(5 * engagement)))
+        e.sessions.append((max(t, e.created + 1), n))
+        remaining -= n
+        t = None
+
+
+def build_enrollments(rng: random.Random, learners: list[Learner], courses: list[DemoCourse],
+                      seed: int, period_start: float, period_end: float) -> list[Enrollment]:
+    """Enrollments across courses (popular courses draw more), with their journey plans."""
+    from cairn.demo.people import weighted
+
+    enrollments = []
+    span = period_end - period_start
+    for learner in learners:
+        k = weighted(rng, ((55, 1), (30, 2), (15, 3)))[1]
+        chosen: list[DemoCourse] = []
+        for _ in range(min(k, len(courses))):
+            pool = [c for c in courses if c not in chosen]
+            chosen.append(weighted(rng, pool, key=lambda c: c.popularity))
+        for course in chosen:
+            created = max(learner.joined, period_start) + rng.random() ** 1.6 * max(
+                0.0, period_end - max(learner.joined, period_start)) * 0.95
+            created = min(created, period_start + span - 3600)
+            mode = weighted(rng, MODES)[1]
+            e_rng = random.Random(f"{seed}:{learner.user_id}:{course.course_id}")
+            total = len(course.units())
+            engagement = learner.engagement + (0.15 if mode != "audit" else 0.0)
+            roll = e_rng.random()
+            if roll < 0.12:
+                target = 0  # enrolled, never started
+            elif roll < 0.12 + 0.5 * engagement ** 1.5:
+                target = total  # goes through everything
+            else:
+                target = max(1, int(total * e_rng.random() ** 1.4))  # drops out somewhere
+            e = Enrollment(learner, course, mode, created, e_rng, target)
+            plan_sessions(e, period_start, period_end)
+            enrollments.append(e)
+    return enrollments
+
+
+def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_end: float,
+                   out: IO[str], progress: Callable[[int], None] | None = None) -> int:
+    """Render every enrollment's plan, day by day, into ``out``; returns the number of lines."""
+    schedule: list[tuple[float, int, int, int]] = []  # (time, kind, enrollment index, units)
+    for index, e in enumerate(enrollments):
+        schedule.append((e.created, 0, index, 0))
+        for start, units in e.sessions:
+            schedule.append((start, 1, index, units))
+        if e.target_units < len(e.course.units()) and e.sessions and e.rng.random() < 0.25:
+            end_guess = e.sessions[-1][0] + 86400 * e.rng.uniform(3, 20)
+            if end_guess < period_end:
+                schedule.append((end_guess, 2, index, 0))
+    schedule.sort()
+    written = 0
+    pending: list[tuple[float, str]] = []
+    day_end = (int(schedule[0][0] // 86400) + 1) * 86400 if schedule else 0
+
+    def flush(until: float) -> None:
+        nonlocal written, pending
+        pending.sort()
+        cut = len(pending)
+        for i, (when, _) in enumerate(pending):
+            if when >= until:
+                cut = i
+                break
+        lines = [line for _, line in pending[:cut]]
+        pending = pending[cut:]
+        out.write("".join(lines))
+        written += len(lines)
+        if progress:
+            progress(len(lines))
+
+    for when, kind, index, units in schedule:
+        while when >= day_end:
+            pending.extend(writer.out)
+            writer.out = []
+            flush(day_end)
+            day_end += 86400
+        e = enrollments[index]
+        if kind == 0:
+            writer.enroll(e)
+        elif kind == 1:
+            if e.deactivated_at is None:
+                writer.session(e, when, units)
+        else:
+            writer.unenroll(e, when)
+    pending.extend(writer.out)
+    writer.out = []
+    flush(float("inf"))
+    writer.truth.events = written
+    return written

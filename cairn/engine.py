@@ -18,6 +18,7 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -244,6 +245,10 @@ class EmbeddedEngine(Engine):
     def describe(self) -> str:
         return f"embedded chDB in {self.path}"
 
+    def open_session(self, setup: Sequence[str] = ()) -> EmbeddedSession:
+        """A separate chDB connection on this engine's data, after running ``setup`` statements."""
+        return EmbeddedSession(self.path, setup)
+
     def insert_raw(self, table: str, data: bytes | Iterable[bytes], fmt: str,
                    column_names: Sequence[str] | None = None, settings: dict | None = None) -> None:
         import chdb
@@ -270,6 +275,152 @@ class EmbeddedEngine(Engine):
                     self._inserter.close()
                 self._inserter = None
         super().close()
+
+
+# ---------------------------------------------------------------------------
+# Low-level embedded sessions (what `cairn serve` runs queries on)
+# ---------------------------------------------------------------------------
+
+_DUP_PREFIX_RE = re.compile(r"^(?:Code: (\d+)\. DB::Exception: )+")
+_VERSION_RE = re.compile(r"\s*\(version [\w.]+(?: \(official build\))?\)")
+
+
+def engine_error(exc: BaseException) -> EngineError:
+    """An EngineError with ClickHouse's own text (one line, no version, no repeated prefix)."""
+    if isinstance(exc, EngineError):
+        return exc
+    text = str(exc).strip()
+    for noise in ("Streaming query failed: ", "Streaming insert append failed: ",
+                  "Streaming insert finish failed: "):
+        text = text.replace(noise, "")
+    start = text.find("Code: ")
+    if start > 0:
+        text = text[start:]
+    text = _VERSION_RE.sub("", text)
+    text = _DUP_PREFIX_RE.sub(lambda m: f"Code: {m.group(1)}. DB::Exception: ", text)
+    # chDB sometimes appends the error name twice: "... (READONLY). (READONLY)".
+    text = re.sub(r"(\([A-Z_]+\))\.? \1$", r"\1", text.replace("\n", " ").strip())
+    match = _CODE_RE.search(text)
+    return EngineError(text, int(match.group(1)) if match else None)
+
+
+@dataclass
+class RawResult:
+    """Bytes of one statement's result and what it read and wrote."""
+
+    data: bytes
+    rows_read: int = 0
+    bytes_read: int = 0
+    rows_written: int = 0
+    bytes_written: int = 0
+    elapsed: float = 0.0
+
+
+class RawStream:
+    """A running query whose result arrives as byte chunks; ``cancel()`` stops it (thread-safe)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self._lock = threading.Lock()
+        self.cancelled = False
+        self.rows_read = 0
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = self._stream.fetch()
+            except Exception as exc:
+                if self.cancelled:
+                    raise EngineError("Code: 394. DB::Exception: Query was cancelled. (QUERY_WAS_CANCELLED)",
+                                      394) from None
+                raise engine_error(exc) from None
+            if chunk is None:
+                return
+            with contextlib.suppress(Exception):
+                self.rows_read += int(chunk.rows_read())
+                self.bytes_read += int(chunk.bytes_read())
+            data = chunk.bytes()
+            if data:
+                yield data
+
+    def cancel(self) -> None:
+        """Stop the query (called from another thread when the client goes away)."""
+        with self._lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+        with contextlib.suppress(Exception):
+            self._stream.cancel()
+
+    def close(self) -> None:
+        self.cancel()
+
+
+class EmbeddedSession:
+    """One chDB connection on an embedded data directory.
+
+    Settings changed with ``SET`` stay for the life of the session, which is what
+    restricted sessions rely on: their row filters and ``readonly = 1`` are set once
+    at creation and the engine itself refuses any later change. One statement at a
+    time per session; the caller serialises (the server keeps pools of sessions).
+    """
+
+    def __init__(self, path: Path, setup: Sequence[str] = ()):
+        import chdb
+
+        try:
+            self._conn = chdb.connect(str(path))
+        except Exception as exc:
+            raise EngineUnavailable(f"cannot open the embedded engine in {path}: {exc}") from None
+        self.created = time.monotonic()
+        self.current_db: str | None = None
+        for statement in setup:
+            self.execute(statement)
+
+    def execute(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None) -> RawResult:
+        """Run one statement to completion and return its bytes."""
+        try:
+            res = self._conn.query(sql, fmt, params=params or None)
+        except Exception as exc:
+            raise engine_error(exc) from None
+        out = RawResult(res.bytes() or b"")
+        with contextlib.suppress(Exception):
+            out.rows_read, out.bytes_read = int(res.rows_read()), int(res.bytes_read())
+            out.rows_written, out.bytes_written = int(res.rows_written()), int(res.bytes_written())
+            out.elapsed = float(res.elapsed())
+        return out
+
+    def stream(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None) -> RawStream:
+        """Start a query whose result is read chunk by chunk."""
+        try:
+            return RawStream(self._conn.send_query(sql, fmt, params=params or None))
+        except Exception as exc:
+            raise engine_error(exc) from None
+
+    def insert(self, statement: str, fmt: str, chunks: Iterable[bytes]) -> RawResult:
+        """Stream ``chunks`` (encoded in ``fmt``) into ``statement`` (``INSERT INTO t (cols)``)."""
+        try:
+            inserter = self._conn.send_insert(statement, fmt)
+        except Exception as exc:
+            raise engine_error(exc) from None
+        try:
+            for chunk in chunks:
+                if chunk:
+                    inserter.append(bytes(chunk))
+            res = inserter.finish()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                inserter.cancel()
+            if isinstance(exc, Exception):
+                raise engine_error(exc) from None
+            raise
+        return RawResult(b"", rows_written=int(res.rows_written), bytes_written=int(res.bytes_written),
+                         elapsed=float(res.elapsed))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
 
 
 def _setting_literal(value: Any) -> str:

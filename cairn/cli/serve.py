@@ -1,0 +1,59 @@
+"""`cairn serve`: the embedded datalake as a ClickHouse HTTP server."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Optional
+
+import typer
+
+from cairn.cli import console, state
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default serve.host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default serve.port, 8123; 0 = any free port)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Queries run at once per user (serve.workers)."),
+) -> None:
+    """Serve the embedded datalake over the ClickHouse HTTP interface (clickhouse-connect, Superset, curl).
+
+    Applies pending migrations, runs the configured collectors, and lets the other cairn
+    commands on this data directory work through it. Stops cleanly on SIGTERM or Ctrl-C.
+    """
+    from cairn.server import CairnService, ServeOptions
+
+    st = state(ctx)
+    cfg = st.config
+    options = ServeOptions(host=host if host is not None else cfg["serve.host"],
+                           port=port if port is not None else cfg["serve.port"],
+                           workers=workers or cfg["serve.workers"],
+                           max_body_bytes=cfg["serve.max_body_bytes"],
+                           display_name=cfg["serve.display_name"])
+    service = CairnService(cfg, options, log_line=lambda text: console.print(text, highlight=False))
+    service.start()
+    stopper: list[threading.Thread] = []
+
+    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+        if not stopper:
+            console.print("stopping: finishing running queries...", highlight=False)
+            # stop() waits for running queries: not in the signal handler, which runs on
+            # the thread that serves.
+            stopper.append(threading.Thread(target=service.stop, daemon=True))
+            stopper[0].start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        service.serve_forever()
+    finally:
+        if stopper:
+            stopper[0].join()
+        else:
+            service.stop()
+    console.print("stopped.", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)

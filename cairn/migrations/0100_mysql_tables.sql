@@ -15,7 +15,9 @@
 --
 -- This file renders according to the configuration (mysql.enabled, mysql.mode,
 -- mysql.tables.T.mode, refresh periods) and every statement is idempotent and reconciling:
--- `cairn mysql apply` renders and runs it again after a configuration change.
+-- `cairn mysql apply` renders and runs it again after a configuration change (objects of
+-- another mode are dropped, live tables recreated with the current credentials, refresh
+-- views created if missing and their period updated; synced copies are kept).
 -- Creating these objects never connects to MySQL, so `cairn migrate` works without it.
 
 {%- set DT = "DateTime64(6, 'UTC')" %}
@@ -182,10 +184,24 @@ ALTER NAMED COLLECTION `{{ collection }}` {{ on_cluster }} SET
     password = {{ mysql.password | sql_string }}, database = {{ mysql.database | sql_string }};
 {% endif %}
 
+{#- The MySQL engine does not support LowCardinality, and it parses doubles imprecisely
+    (0.75 read as 0.7500000000000001): the live table declares doubles as text, converted
+    exactly by ClickHouse when read. -#}
+{%- macro live_type(type) -%}
+{%- set base = type[15:-1] if type.startswith("LowCardinality(") else type -%}
+{{- {"Float64": "String", "Nullable(Float64)": "Nullable(String)"}.get(base, base) -}}
+{%- endmacro %}
+{%- macro read_live(columns) -%}
+{%- for column, type, help in columns %}
+    {% if "Float64" in type %}CAST(`{{ column }}` AS {{ type }}) AS {% endif %}`{{ column }}`{{ "," if not loop.last }}
+{%- endfor %}
+{%- endmacro %}
+
 {% for name, source, order_by, comment, columns in tables %}
 {%- set mode = mysql["tables." ~ name ~ ".mode"] or mysql.mode %}
 {%- set period = mysql["tables." ~ name ~ ".refresh_seconds"] or mysql.refresh_seconds %}
 {%- set live = mysql.enabled and mode == "live" %}
+{%- set synced = mysql.enabled and mode != "live" %}
 -- {{ name }} <- MySQL {{ source }}: {{ "disabled" if not mysql.enabled else mode }}
 CREATE TABLE IF NOT EXISTS `{{ database }}`.`_mysql_{{ name }}_copy` {{ on_cluster }}
 (
@@ -198,13 +214,15 @@ ENGINE = MergeTree
 ORDER BY ({{ order_by }})
 COMMENT {{ ("Synced copy of MySQL " ~ source ~ " (internal: query " ~ name ~ ")") | sql_string }};
 
+{% if not synced %}
 DROP VIEW IF EXISTS `{{ database }}`.`_mysql_{{ name }}_refresh` {{ on_cluster }} SYNC;
+{% endif %}
 
 {% if mysql.enabled %}
 CREATE OR REPLACE TABLE `{{ database }}`.`_mysql_{{ name }}_live` {{ on_cluster }}
 (
 {%- for column, type, help in columns %}
-    `{{ column }}` {{ type[15:-1] if type.startswith("LowCardinality(") else type }} COMMENT {{ help | sql_string }}{{ "," if not loop.last }}
+    `{{ column }}` {{ live_type(type) }} COMMENT {{ help | sql_string }}{{ "," if not loop.last }}
 {%- endfor %}
 )
 ENGINE = MySQL(`{{ collection }}`, `table` = {{ source | sql_string }})
@@ -214,22 +232,26 @@ COMMENT {{ ("MySQL " ~ source ~ ", read at query time (internal: query " ~ name 
 
 CREATE OR REPLACE VIEW `{{ database }}`.`{{ name }}` {{ on_cluster }}
 AS SELECT
+{%- if live %}{{ read_live(columns) }}
+{%- else %}
 {%- for column, type, help in columns %}
     `{{ column }}`{{ "," if not loop.last }}
 {%- endfor %}
+{%- endif %}
 FROM `{{ database }}`.`_mysql_{{ name }}_{{ "live" if live else "copy" }}`
 COMMENT {{ (comment ~ "; " ~ ("live: reads MySQL at query time" if live else ("synced every " ~ period ~ " s" if mysql.enabled else "MySQL disabled: last copy"))) | sql_string }};
 
 {% if not mysql.enabled %}
 DROP TABLE IF EXISTS `{{ database }}`.`_mysql_{{ name }}_live` {{ on_cluster }} SYNC;
-{% elif not live %}
-CREATE MATERIALIZED VIEW `{{ database }}`.`_mysql_{{ name }}_refresh` {{ on_cluster }}
+{% endif %}
+
+{% if synced %}
+CREATE MATERIALIZED VIEW IF NOT EXISTS `{{ database }}`.`_mysql_{{ name }}_refresh` {{ on_cluster }}
 REFRESH EVERY {{ period }} SECOND
 TO `{{ database }}`.`_mysql_{{ name }}_copy`
-AS SELECT
-{%- for column, type, help in columns %}
-    `{{ column }}`{{ "," if not loop.last }}
-{%- endfor %}
+AS SELECT{{ read_live(columns) }}
 FROM `{{ database }}`.`_mysql_{{ name }}_live`;
+
+ALTER TABLE `{{ database }}`.`_mysql_{{ name }}_refresh` {{ on_cluster }} MODIFY REFRESH EVERY {{ period }} SECOND;
 {% endif %}
 {% endfor %}

@@ -160,7 +160,27 @@ TABLES: dict[str, Rule] = {
     "certificates": course("course_id"),
     # Course structure (OLX).
     "course_blocks": course("course_id", "org"),
+    # Convenience views (0110, 0290). Their base tables are filtered too; the view's own
+    # predicate is a second, independent guard on what it returns.
+    "enrollments_with_profile": course("course_id", "org"),
+    "grades_with_learner": course("course_id", "org"),
+    "learner_activity": course("course_id", "org"),
+    "completion_with_blocks": course("course_id"),
 }
+
+# Internal storage behind a declared view: `_mysql_<name>_copy` / `_mysql_<name>_live`
+# hold exactly the columns of the view <name>. They stay unqueryable for restricted
+# users, but their rows are filtered with the view's rule so that the view (and views
+# built on it) return the user's rows rather than nothing.
+_BACKING_RE = re.compile(r"^_mysql_(\w+?)_(copy|live)$")
+
+
+def filter_rule_for(name: str) -> Rule:
+    """The rule whose predicate filters ``name``'s rows in a restricted session."""
+    match = _BACKING_RE.match(name)
+    if match and match.group(1) in TABLES:
+        return TABLES[match.group(1)]
+    return rule_for(name)
 
 
 def register(name: str, rule: Rule) -> None:
@@ -257,7 +277,7 @@ def session_setup(scope: Scope, database: str, tables: Sequence[str],
     """
     filters: dict[str, str] = {}
     for name in tables:
-        filters[f"{database}.{name}"] = rule_for(name).predicate(scope, database)
+        filters[f"{database}.{name}"] = filter_rule_for(name).predicate(scope, database)
     filters.update(_system_filters(database, visible_tables(tables)))
     for name in _SYSTEM_DENIED:
         filters[f"system.{name}"] = "0"
@@ -449,12 +469,12 @@ def server_statements(username: str, password: str, scope: Scope | None, databas
         return stmts
     stmts.append(f"GRANT{on_cluster} SHOW DATABASES ON {sql_identifier(database)}.* TO {user}")
     stmts.append(f"ALTER USER {user}{on_cluster} SETTINGS readonly = 1")
-    for name in visible_tables(tables):
+    for name in _policy_tables(tables):
         table = f"{sql_identifier(database)}.{sql_identifier(name)}"
         policy = sql_identifier(f"cairn_{username}_{name}")
         stmts.append(f"GRANT{on_cluster} SELECT ON {table} TO {user}")
         stmts.append(f"CREATE ROW POLICY OR REPLACE {policy}{on_cluster} ON {table} FOR SELECT USING "
-                     f"{rule_for(name).predicate(scope, database)} AS permissive TO {user}")
+                     f"{filter_rule_for(name).predicate(scope, database)} AS permissive TO {user}")
     # Tables not listed above are simply not granted (internal ones, undeclared ones).
     # Once a table has a row policy, ClickHouse users without one see no rows there unless
     # the server keeps `users_without_row_policies_can_read_rows` on (its default): admins
@@ -462,11 +482,17 @@ def server_statements(username: str, password: str, scope: Scope | None, databas
     return stmts
 
 
+def _policy_tables(tables: Sequence[str]) -> list[str]:
+    # Views run with the invoker's rights on a server: their backing tables need the
+    # grant and the row policy too.
+    return sorted(n for n in tables if filter_rule_for(n).kind != "internal")
+
+
 def drop_statements(username: str, database: str, tables: Sequence[str], cluster: str = "") -> list[str]:
     """Statements removing what ``server_statements`` created."""
     on_cluster = f" ON CLUSTER {sql_identifier(cluster)}" if cluster else ""
     stmts = []
-    for name in visible_tables(tables):
+    for name in _policy_tables(tables):
         stmts.append(f"DROP ROW POLICY IF EXISTS {sql_identifier(f'cairn_{username}_{name}')}{on_cluster} "
                      f"ON {sql_identifier(database)}.{sql_identifier(name)}")
     stmts.append(f"DROP USER IF EXISTS {sql_identifier(username)}{on_cluster}")

@@ -7,6 +7,7 @@ command modules are picked up automatically.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -120,6 +121,8 @@ _register_commands()
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the `cairn` console script; expected errors print one line, no traceback."""
+    # The driver logs connection failures itself; Cairn reports them as one line instead.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     try:
         app(args=argv, prog_name="cairn")  # exits with SystemExit (usage errors included)
     except CairnError as exc:

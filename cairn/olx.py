@@ -279,12 +279,15 @@ def parse_olx(path: str | os.PathLike, course_id: str | None = None) -> list[dic
 
 
 def is_jsonl_dump(path: Path) -> bool:
-    """True when ``path`` is a file of JSON lines (what the LMS dump script prints)."""
+    """True when ``path`` is a text file of JSON lines (what the LMS dump script prints),
+    possibly with other lines around them (Django or Tutor messages)."""
     if not path.is_file():
         return False
     with open(path, "rb") as handle:
-        head = handle.read(2)
-    return head[:1] == b"{"
+        head = handle.read(65536)
+    if head[:2] == b"\x1f\x8b" or b"\x00" in head:
+        return False
+    return any(line.startswith(b"{") for line in head.split(b"\n")[:50])
 
 
 def read_block_records(path: str | os.PathLike, course_id: str | None = None) -> list[dict]:

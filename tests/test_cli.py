@@ -103,3 +103,44 @@ def test_migrate_dry_run_and_data_dir_flag(tmp_path):
     status = cairn("--data-dir", "elsewhere", "status", cwd=tmp_path).stdout
     assert "0 applied" in status and "cairn migrate" in status
     assert (Path(tmp_path) / "elsewhere").is_dir() and not (Path(tmp_path) / ".cairn").exists()
+
+
+def test_interactive_shell_runs_statements_and_keeps_history(tmp_path):
+    """Drive `cairn client` through a pseudo-terminal, as a person would."""
+    import pty
+    import select
+    import time
+
+    cairn("migrate", cwd=tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env.update(TERM="dumb", COLUMNS="120")
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the shell on the terminal
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [*CAIRN, "client", "--format", "TSV"], env)
+    output = b""
+
+    def read_until(needle: bytes, timeout: float = 60) -> None:
+        nonlocal output
+        deadline = time.time() + timeout
+        while needle not in output and time.time() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    output += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert needle in output, output.decode(errors="replace")
+
+    read_until(b"cairn> ")
+    os.write(fd, b"SELECT 40 +\r")
+    read_until(b"-> ")                       # a statement continues until ';'
+    os.write(fd, b"2 AS answer;\r")
+    read_until(b"42")
+    os.write(fd, b"SELECT * FROM nowhere;\r")
+    read_until(b"Code: ")                    # errors are shown, the shell goes on
+    os.write(fd, b"exit\r")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    history = (tmp_path / ".cairn" / "client_history").read_text()
+    assert "SELECT 40 +" in history and "SELECT * FROM nowhere;" in history

@@ -19,9 +19,10 @@ import os
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from cairn.errors import CairnError, EngineError, EngineUnavailable
 
@@ -319,8 +320,9 @@ class RawResult:
 class RawStream:
     """A running query whose result arrives as byte chunks; ``cancel()`` stops it (thread-safe)."""
 
-    def __init__(self, stream: Any):
+    def __init__(self, stream: Any, kill: Callable[[], None] | None = None):
         self._stream = stream
+        self._kill = kill
         self._lock = threading.Lock()
         self.cancelled = False
         self.rows_read = 0
@@ -350,6 +352,11 @@ class RawStream:
             if self.cancelled:
                 return
             self.cancelled = True
+        # A query busy computing its first block does not see the stream's cancel until
+        # that block is done; KILL QUERY (from another session) interrupts it right away.
+        if self._kill is not None:
+            with contextlib.suppress(Exception):
+                self._kill()
         with contextlib.suppress(Exception):
             self._stream.cancel()
 
@@ -375,6 +382,7 @@ class EmbeddedSession:
             raise EngineUnavailable(f"cannot open the embedded engine in {path}: {exc}") from None
         self.created = time.monotonic()
         self.current_db: str | None = None
+        self._kill_lock = threading.Lock()
         for statement in setup:
             self.execute(statement)
 
@@ -391,12 +399,29 @@ class EmbeddedSession:
             out.elapsed = float(res.elapsed())
         return out
 
-    def stream(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None) -> RawStream:
-        """Start a query whose result is read chunk by chunk."""
+    def stream(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None,
+               killer: "EmbeddedSession | None" = None) -> RawStream:
+        """Start a query whose result is read chunk by chunk.
+
+        With ``killer`` (another session), ``cancel()`` also runs KILL QUERY there, which
+        stops the query even in the middle of computing a block.
+        """
+        kill = None
+        if killer is not None:
+            tag = uuid.uuid4().hex
+            sql = f"/* cairn-query:{tag} */ {sql}"
+            kill = lambda: killer.kill(tag)  # noqa: E731
         try:
-            return RawStream(self._conn.send_query(sql, fmt, params=params or None))
+            return RawStream(self._conn.send_query(sql, fmt, params=params or None), kill)
         except Exception as exc:
             raise engine_error(exc) from None
+
+    def kill(self, tag: str) -> None:
+        """KILL the query that ``stream(..., killer=self)`` started with ``tag``."""
+        if not re.fullmatch(r"[0-9a-f]{32}", tag):
+            raise ValueError("bad query tag")
+        with self._kill_lock:
+            self.execute(f"KILL QUERY WHERE startsWith(query, '/* cairn-query:{tag} */') ASYNC")
 
     def insert(self, statement: str, fmt: str, chunks: Iterable[bytes]) -> RawResult:
         """Stream ``chunks`` (encoded in ``fmt``) into ``statement`` (``INSERT INTO t (cols)``)."""

@@ -186,6 +186,8 @@ class Backend:
         self._tables_at = float("-inf")
         with self._admin_pool.acquire() as session:
             self.timezone = session.execute("SELECT timezone()").data.decode().strip() or "UTC"
+        # Runs KILL QUERY for cancelled queries (client gone, shutdown).
+        self.killer = self._open([])
 
     def _open(self, setup: list[str]) -> EmbeddedSession:
         session = self.engine.open_session([f"USE `{self.database}`", *setup])
@@ -277,6 +279,7 @@ class Backend:
             pool.close()
         for n in named:
             n.session.close()
+        self.killer.close()
 
 
 # ---------------------------------------------------------------------------
@@ -589,6 +592,22 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP (bad request line, headers): a plain ClickHouse-style error, then close."""
+        self.request_version = "HTTP/1.1"  # answer with a status line even to garbage
+        self.close_connection = True
+        text = f"Code: 1000. DB::Exception: {message or 'Bad request'}. (BAD_REQUEST) (version {VERSION})\n"
+        body = text.encode("utf-8", "replace")
+        with contextlib.suppress(OSError):
+            self.send_response(code, message)
+            self.send_header("Content-Type", "text/plain; charset=UTF-8")
+            self.send_header("X-ClickHouse-Exception-Code", "1000")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._handle()
 
@@ -633,6 +652,10 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         headers = self._base_headers(query_id)
         headers["Content-Type"] = "text/plain; charset=UTF-8"
         headers["X-ClickHouse-Exception-Code"] = str(code)
+        if status == 413:
+            # The body was not read: the connection cannot carry another request.
+            headers["Connection"] = "close"
+            headers.pop("Keep-Alive", None)
         self._send(status or _status_for(code), body, headers)
 
     # -- the request -----------------------------------------------------
@@ -852,7 +875,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                                                        len(result.data), time.monotonic() - started)
             self._send(200, result.data, headers)
             return
-        stream = session.stream(sql, fmt, query_params)
+        stream = session.stream(sql, fmt, query_params, killer=self.server.backend.killer)
         monitor = self.server.monitor
         token = monitor.watch(self.connection, stream)
         encoding = None

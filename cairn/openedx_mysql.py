@@ -290,7 +290,8 @@ def check_schema(engine: Any, config: Any, tables: Any = None) -> list[SchemaChe
             raise CairnError("the MySQL tables are not in the datalake yet; run `cairn migrate` first")
         try:
             actual = [row[0] for row in engine.query_rows(
-                f"DESCRIBE TABLE mysql(`{collection_name(config)}`, `table` = {{t:String}})", {"t": source})]
+                f"DESCRIBE TABLE mysql(`{collection_name(config)}`, `table` = {{t:String}}, "
+                "connect_timeout = 5, connection_max_tries = 1)", {"t": source})]
         except EngineError as exc:
             if "doesn't exist" in str(exc) or "1146" in str(exc):
                 results.append(SchemaCheck(name, source, [], expected))

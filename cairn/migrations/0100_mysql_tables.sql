@@ -226,7 +226,7 @@ CREATE OR REPLACE TABLE `{{ database }}`.`_mysql_{{ name }}_live` {{ on_cluster 
 {%- endfor %}
 )
 ENGINE = MySQL(`{{ collection }}`, `table` = {{ source | sql_string }})
-SETTINGS connect_timeout = 5, read_write_timeout = 300, connection_max_tries = 2
+SETTINGS connect_timeout = 3, read_write_timeout = 300, connection_max_tries = 2
 COMMENT {{ ("MySQL " ~ source ~ ", read at query time (internal: query " ~ name ~ ")") | sql_string }};
 {% endif %}
 

@@ -183,9 +183,9 @@ class Collector:
                 stream.commit()
             except EngineError:
                 pass
+        self._write_state(force=True, running=False)
         for followed in self.files.values():
             followed.handle.close()
-        self._write_state(force=True, running=False)
         if self.trace:
             self.trace.close()
 
@@ -316,6 +316,8 @@ class Collector:
                     chunk = None
                 if chunk is None:
                     break
+                if followed.behind_since is None:
+                    followed.behind_since = time.time()
                 self._send(followed.stream, chunk, followed.last_size)
                 followed.last_send = time.monotonic()
                 sent += 1
@@ -471,6 +473,11 @@ class Collector:
         sources = []
         for followed in self.files.values():
             size = followed.last_size
+            if not followed.compressed:
+                try:
+                    size = os.fstat(followed.handle.fileno()).st_size
+                except (OSError, ValueError):
+                    pass
             lag = max(0, size - followed.stream.sent_end) if not followed.compressed else 0
             sources.append({
                 "source": followed.path, "fingerprint": followed.fp, "position": followed.stream.sent_end,

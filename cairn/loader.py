@@ -182,8 +182,10 @@ class LineChunker:
                 if final:
                     return self._finish_long(self.position + self._long_seen, b"")
                 return None
-            block = self._read(self.batch_bytes) if len(self.pending) < self.batch_bytes else b""
-            at_end = not block and len(self.pending) < self.batch_bytes
+            # Enough whole lines already buffered: cut them without reading more.
+            full = len(self.pending) >= self.batch_bytes and b"\n" in self.pending
+            block = b"" if full else self._read(self.batch_bytes)
+            at_end = not block and not full
             buffer = self.pending + block if self.pending else block
             if len(buffer) > self.max_line and buffer.find(b"\n", 0, self.max_line + 1) == -1:
                 # The line starting here is over-long: keep its first max_line bytes only.

@@ -469,6 +469,14 @@ def test_cli_sync_status_and_errors(tmp_path, mysql_db, capsys):
     assert main(base + ["mysql", "apply"]) == 0
     assert main(base + ["mysql", "check"]) == 0
     assert "columns match" in capsys.readouterr().out
+    conn = mysql_root(mysql_db)
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE student_courseenrollment ADD COLUMN newer_field int NULL")
+    conn.close()
+    assert main(base + ["mysql", "sync", "enrollments"]) == 0
+    captured = capsys.readouterr()
+    assert "enrollments          3 rows" in captured.out
+    assert "not brought into the datalake (newer Open edX?): newer_field" in captured.err
 
 
 def test_docs_describe_every_column(tmp_path):

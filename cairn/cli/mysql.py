@@ -55,6 +55,12 @@ def sync_command(
         console.print("No synced table (all live or MySQL disabled).")
     for name, count in counts.items():
         console.print(f"{name:<20} {count:,} rows", highlight=False)
+    if counts:
+        # Columns of a newer (or older) Open edX release: reported, never fatal here.
+        for result in openedx_mysql.check_schema(st.engine(), st.config, list(counts)):
+            if result.unknown or result.missing:
+                err_console.print(f"[yellow]note[/] {result.table} ({escape(result.mysql_table)}): "
+                                  f"{escape(result.describe())}", highlight=False, soft_wrap=True)
 
 
 @mysql_app.command("check")
@@ -67,7 +73,7 @@ def check_command(ctx: typer.Context) -> None:
     for result in results:
         style = "red" if result.missing else ("yellow" if result.unknown else "green")
         console.print(f"[{style}]{result.table:<20}[/] {escape(result.mysql_table)}: {escape(result.describe())}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     if any(r.missing for r in results):
         raise CairnError("some MySQL tables lack columns the datalake reads (see above)")
 

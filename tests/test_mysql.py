@@ -518,3 +518,42 @@ def test_cluster_rendering():
     assert len(copies) == 9 and all("ENGINE = MergeTree" in s for s in copies)
     assert not any("_mysql_users_refresh` ON CLUSTER edx\nREFRESH" in s for s in statements)
     assert sum(s.startswith("CREATE MATERIALIZED VIEW") for s in statements) == 8
+
+
+def test_server_engine_live_and_synced(mysql_db):
+    """The same DDL through the server engine (HTTP), against a running `cairn serve`."""
+    from cairn.engine import ServerEngine
+    from test_serve_support import shared_server
+
+    served = shared_server()
+    database = f"mysql_srv_{SESSION}"
+    cfg = load_config(overrides={"data_dir": str(served.data_dir), "database": database,
+                                 "mysql.database": mysql_db, "mysql.refresh_seconds": 1,
+                                 "mysql.tables.users.mode": "live"})
+    engine = open_engine(cfg)
+    try:
+        assert isinstance(engine, ServerEngine)
+        Migrator(engine, cfg).run()
+        om.sync(engine, cfg)
+        join = JOIN.replace("openedx.", f"{database}.")
+        engine.insert(f"{database}.events",
+                      [[f"00000000-0000-0000-0000-{i:012d}", datetime(2026, 3, 10, 9, i), "seq_goto", "seq_goto",
+                        "browser", C1, "Cairn", uid, name, "", "", "", "{}", "test", i]
+                       for i, (uid, name) in enumerate([(1, "alice"), (1, "alice"), (2, "bob")], 1)],
+                      ["event_id", "time", "name", "event_type", "event_source", "course_id", "org", "user_id",
+                       "username", "session", "page", "path", "raw", "source", "source_offset"])
+        assert engine.query_rows(join, {"course": C1}) == [("alice", "verified", 0.9, 2), ("bob", "audit", 0.4, 1)]
+        conn = mysql_root(mysql_db)
+        with conn.cursor() as cur:
+            cur.execute("UPDATE auth_user SET username = 'robert' WHERE id = 2")
+            cur.execute("UPDATE student_courseenrollment SET mode = 'verified' WHERE user_id = 2")
+        conn.close()
+        # users is live: at once; enrollments is synced every second: within the period
+        assert engine.query_rows(join, {"course": C1})[1][0] == "robert"
+        wait_for(lambda: engine.query_rows(join, {"course": C1})[1] == ("robert", "verified", 0.4, 1), timeout=6)
+        rows = {r["table"]: r for r in om.sync_status(engine, cfg)}
+        assert rows["users"]["mode"] == "live" and rows["enrollments"]["error"] == ""
+    finally:
+        engine.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
+        engine.command(f"DROP NAMED COLLECTION IF EXISTS `{database}_mysql`")
+        engine.close()

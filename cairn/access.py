@@ -335,7 +335,7 @@ def _split_name(name: str, database: str) -> tuple[str, str]:
 
 
 def check_query(session: "EmbeddedSession", sql: str, database: str, tables: Sequence[str],
-                default_format: str | None = None) -> CheckedQuery:
+                default_format: str | None = None, params: dict | None = None) -> CheckedQuery:
     """Clear ``sql`` for a restricted user, or raise AccessDenied / EngineError.
 
     ``session`` is the user's own read-only filtered session: ClickHouse parses and
@@ -359,14 +359,14 @@ def check_query(session: "EmbeddedSession", sql: str, database: str, tables: Seq
         raise AccessDenied(f"output format {fmt} is not allowed")
     if default_format is not None and default_format.lower() not in SAFE_OUTPUT_FORMATS:
         raise AccessDenied(f"output format {default_format} is not allowed")
-    ast = _parse_ast(session.execute("EXPLAIN AST " + core, "TabSeparatedRaw").data.decode("utf-8"))
+    ast = _parse_ast(session.execute("EXPLAIN AST " + core, "TabSeparatedRaw", params).data.decode("utf-8"))
     if not ast:
         raise AccessDenied("empty statement")
     root = ast[0][1]
     checked = CheckedQuery(core, fmt, root)
     if root in ("SelectWithUnionQuery", "SelectIntersectExceptQuery"):
         _check_select_ast(ast)
-        _check_query_tree(session, core, database, allowed, checked)
+        _check_query_tree(session, core, database, allowed, checked, params)
         return checked
     if root == "ShowTables":
         # SHOW TABLES / SHOW DATABASES read system.tables / system.databases, which the
@@ -428,8 +428,8 @@ def _check_select_ast(ast: list[tuple[int, str, str]]) -> None:
 
 
 def _check_query_tree(session: "EmbeddedSession", core: str, database: str, allowed: set[str],
-                      checked: CheckedQuery) -> None:
-    tree = session.execute("EXPLAIN QUERY TREE " + core, "TabSeparatedRaw").data.decode("utf-8")
+                      checked: CheckedQuery, params: dict | None = None) -> None:
+    tree = session.execute("EXPLAIN QUERY TREE " + core, "TabSeparatedRaw", params).data.decode("utf-8")
     for line in tree.splitlines():
         function = _QT_TABLE_FUNCTION.search(line)
         if function:

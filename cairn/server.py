@@ -169,6 +169,7 @@ class NamedSession:
     timeout: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    state: tuple = ()  # (scope, tables) the session's filters were built from
 
 
 class Backend:
@@ -241,14 +242,20 @@ class Backend:
                 yield session, False
             return
         key = (principal.name, session_id)
+        state = (principal.admin, principal.scope, () if principal.admin else tables)
         with self._lock:
             named = self._named.get(key)
+            if named is not None and named.state != state and not named.lock.locked():
+                # The user's scope or the datalake's tables changed since the session was
+                # made: its filters are stale, start a fresh one (as a new login would).
+                self._named.pop(key).session.close()
+                named = None
             if named is None:
                 if check:
                     raise HttpError(372, f"Session {session_id} not found", "SESSION_NOT_FOUND")
                 setup = [] if principal.admin else self._restricted_setup(principal, tables)
                 named = NamedSession(self._open(setup), principal.name,
-                                     timeout or self.options.session_timeout)
+                                     timeout or self.options.session_timeout, state=state)
                 self._named[key] = named
         if not named.lock.acquire(blocking=False):
             raise HttpError(373, f"Session {session_id} is locked by a concurrent client", "SESSION_IS_LOCKED")
@@ -788,7 +795,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                         # ClickHouse appends the body to the query text; for a read-only user
                         # that can only be a SELECT, checked like any other.
                         sql = sql + "\n" + insert_body.read_all().decode("utf-8", "replace")
-                    checked = check_query(session, sql, backend.database, tables, default_format)
+                    checked = check_query(session, sql, backend.database, tables, default_format, query_params)
                     fmt = checked.fmt or default_format or DEFAULT_FORMAT
                     self._run_result(session, checked.sql, fmt, query_params, query_id, params)
             finally:

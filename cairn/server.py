@@ -1041,19 +1041,23 @@ class CairnService:
         return host, port
 
     def _start_collectors(self) -> None:
-        """Run the configured collectors in this process (cairn/collector*.py, when present)."""
-        if not self.config["collector.sources"]:
+        """Follow the configured tracking logs in this process (cairn/collector.py).
+
+        The collector writes through this process's embedded engine, exactly as
+        `cairn collect` does on its own; it stops (committing its positions) with the server.
+        """
+        sources = [s for s in self.config["collector.sources"] if s != "-"]  # no stdin for a server
+        if not sources:
             return
-        try:
-            from cairn import collector  # built separately; optional until it exists
-        except ImportError:
-            self.say("collector.sources is set but this Cairn has no collector module: not collecting")
-            return
-        start = getattr(collector, "start_in_process", None)
-        if start is None:
-            self.say("the collector module has no start_in_process(engine, config): not collecting")
-            return
-        self.collectors.append(start(self.engine, self.config))
+        from cairn.collector import Collector
+
+        collector = Collector(self.engine, sources, flush_interval=self.config["collector.flush_interval"],
+                              batch_bytes=self.config["collector.batch_bytes"], state_dir=self.config.data_dir,
+                              echo=self.say)
+        thread = threading.Thread(target=collector.run, name="cairn-collector", daemon=True)
+        thread.start()
+        self.collectors.append((collector, thread))
+        self.say(f"collecting {', '.join(sources)}")
 
     def serve_forever(self) -> None:
         """Serve until ``stop()`` (SIGTERM / Ctrl-C call it)."""
@@ -1082,9 +1086,10 @@ class CairnService:
             httpd.monitor.stop.set()
             self._stopped.wait(5)
             httpd.server_close()
-        for handle in self.collectors:
-            with contextlib.suppress(Exception):
-                handle.stop()
+        for collector, thread in self.collectors:
+            collector.stop.set()
+        for collector, thread in self.collectors:
+            thread.join(30)  # the collector commits its positions on the way out
         self.collectors.clear()
         if httpd is not None:
             httpd.backend.close()

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from test_serve_support import C1, C2, C3, DEMO, PASSWORD, shared_server, start_server, stop_server
+from test_serve_support import C1, C2, C3, PASSWORD, TRACKING_LOG, shared_server, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -284,11 +284,30 @@ def test_local_commands_go_through_the_server(served):
 # Lifecycle: a server of its own
 # ---------------------------------------------------------------------------
 
-def test_body_limit_sigterm_and_release(tmp_path):
-    served = start_server(tmp_path / "data", env={"CAIRN_SERVE_MAX_BODY_BYTES": "1000"})
+def _count_when(http, sql: str, expected: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = int(http.get("/", params={"query": sql}).text)
+        if value == expected or time.monotonic() > deadline:
+            return value
+        time.sleep(0.3)
+
+
+def test_collector_body_limit_sigterm_and_release(tmp_path):
+    log = tmp_path / "tracking.log"
+    lines = TRACKING_LOG.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:6]))
+    served = start_server(tmp_path / "data", env={"CAIRN_SERVE_MAX_BODY_BYTES": "1000",
+                                                  "CAIRN_COLLECTOR_SOURCES": str(log)})
     try:
         auth = (served.admin_user, served.admin_password)
         with httpx.Client(base_url=served.url, auth=auth, timeout=30) as http:
+            # The collector runs inside the server: lines appended to the log become rows.
+            lines_sql = "SELECT sum(lines) FROM openedx._ingest_stats"
+            assert _count_when(http, lines_sql, 6) == 6
+            with open(log, "ab") as out:
+                out.write(b"".join(lines[6:]))
+            assert _count_when(http, lines_sql, len(lines)) == len(lines)
             response = http.post("/", content=b"SELECT '" + b"x" * 5000 + b"'")
             assert response.status_code == 413
             assert response.headers["X-ClickHouse-Exception-Code"] == "307"

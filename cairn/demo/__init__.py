@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cairn.demo.courses import DemoCourse, build_courses, write_olx
-from cairn.demo.events import (GroundTruth, JourneyWriter, build_enrollments, render_history)
+from cairn.demo.events import GroundTruth, JourneyWriter, build_enrollments, render_history
 from cairn.demo.people import build_learners, build_staff
 from cairn.errors import CairnError
 
@@ -76,8 +76,7 @@ def period(options: DemoOptions) -> tuple[float, float]:
     return start.timestamp(), start.timestamp() + options.days * 86400
 
 
-def generate_demo(options: DemoOptions, mysql_params: Any = None,
-                  progress: Callable[[int], None] | None = None) -> DemoResult:
+def generate_demo(options: DemoOptions, mysql_params: Any = None) -> DemoResult:
     """Generate the demo platform (see the module docstring). ``mysql_params``: a Config or mapping."""
     if options.learners < 1 or options.courses < 1 or options.days < 1:
         raise CairnError("--learners, --courses and --days must be at least 1")
@@ -99,7 +98,7 @@ def generate_demo(options: DemoOptions, mysql_params: Any = None,
     writer = JourneyWriter(courses, truth)
     log_path = output / "tracking.log"
     with open(log_path, "w", encoding="ascii", buffering=8 * 1024 * 1024) as out:
-        events = render_history(writer, enrollments, end, out, progress)
+        events = render_history(writer, enrollments, end, out)
     seconds = time.perf_counter() - began
     truth_path = output / "ground_truth.json"
     truth_path.write_text(json.dumps(ground_truth(options, courses, learners, enrollments, truth, folders),

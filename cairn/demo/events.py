@@ -52,20 +52,27 @@ _day_cache: dict[int, str] = {}
 _HMS = [f"{h:02d}:{m:02d}:{sec:02d}" for h in range(24) for m in range(60) for sec in range(60)]
 
 
+_last_second = [-1, "", ""]
+
+
 def format_times(t: float) -> tuple[str, str]:
     """(event time ``2023-05-23T14:12:17.308123+00:00``, log asctime ``2023-05-23 14:12:17,308``)."""
     sec = int(t)
+    last = _last_second
+    if sec != last[0]:
+        day, rem = divmod(sec, 86400)
+        date = _day_cache.get(day)
+        if date is None:
+            date = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%d")
+            _day_cache[day] = date
+        hms = _HMS[rem]
+        last[0], last[1], last[2] = sec, date + "T" + hms, date + " " + hms
     micro = int((t - sec) * 1_000_000)
-    day, rem = divmod(sec, 86400)
-    date = _day_cache.get(day)
-    if date is None:
-        date = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%d")
-        _day_cache[day] = date
-    hms = _HMS[rem]
     # Python's isoformat drops the fraction when it is zero; so does Open edX's log.
     if micro:
-        return f"{date}T{hms}.{micro:06d}+00:00", f"{date} {hms},{micro // 1000:03d}"
-    return f"{date}T{hms}+00:00", f"{date} {hms},000"
+        digits = str(1_000_000 + micro)
+        return last[1] + "." + digits[1:] + "+00:00", last[2] + "," + digits[1:4]
+    return last[1] + "+00:00", last[2] + ",000"
 
 
 def str_datetime(t: float) -> str:
@@ -142,6 +149,27 @@ class CourseInfo:
         self.server_ctx_head = f'"context": {{"course_id": "{self.cid}", "course_user_tags": {{}}, "user_id": '
         self.courseware_path = f"/courses/{self.cid}/courseware/"
         self.names = {c.block_id: _s(c.display_name) for c in course.components()}
+        self.modules = {c.block_id: f', "module": {{"display_name": "{_s(c.display_name)}", "usage_key": "{c.usage_key}"}}'
+                        for c in course.components()}
+        # Per problem, input and choice: the strings of the answer in each event's payload.
+        self.pieces: dict[str, list[list[tuple[str, ...]]]] = {}
+        self.input_states: dict[str, str] = {}
+        for c in course.components("problem"):
+            ids = [f"{c.block_id}_{i + 2}_1" for i in range(c.n_inputs)]
+            self.input_states[c.block_id] = ", ".join(f'"{i}": {{}}' for i in ids)
+            self.pieces[c.block_id] = [[(
+                f"input_{ids[i]}=choice_{k}",
+                f'\\"input_{ids[i]}\\": [\\"choice_{k}\\"]',
+                f'"{ids[i]}": "choice_{k}"',
+                f'"{ids[i]}": {{"correctness": "{"correct" if k == c.correct[i] else "incorrect"}", "npoints": null, '
+                f'"msg": "", "hint": "", "hintmode": null, "queuestate": null, "answervariable": null}}',
+                f'"{ids[i]}": {{"question": "Question {i + 1}", "answer": "Option {CHOICE_WORDS[k]}", '
+                f'"response_type": "multiplechoiceresponse", "input_type": "choicegroup", '
+                f'"correct": {"true" if k == c.correct[i] else "false"}, "variant": "", "group_label": ""}}',
+            ) for k in range(c.n_choices)] for i in range(c.n_inputs)]
+        self.handler_paths = {c.block_id: f"/courses/{self.cid}/xblock/{c.usage_key}/handler/" + (
+            "xmodule_handler/problem_check" if c.block_type == "problem" else "publish_completion")
+            for c in course.components()}
 
 
 class JourneyWriter:
@@ -168,7 +196,8 @@ class JourneyWriter:
             f'"enterprise_uuid": ""}}, {s.request}"referer": "{page}", "accept_language": "{s.lang}", '
             f'"event": {event}, "time": "{iso}", "event_type": "{event_type}", "event_source": "browser", '
             f'"page": "{page}"}}\n')))
-        self._count(name)
+        by_name = self.by_name
+        by_name[name] = by_name.get(name, 0) + 1
 
     def server(self, t: float, s: "_Session", name: str, path: str, event: str, referer: str,
                module: str = "", page: str = "null", event_type: str | None = None) -> None:
@@ -179,7 +208,8 @@ class JourneyWriter:
             f'{s.info.server_ctx_head}{s.uid}, "path": "{path}", "org_id": "{s.org}", "enterprise_uuid": ""'
             f'{module}}}, {s.request}"referer": "{referer}", "accept_language": "{s.lang}", "event": {event}, '
             f'"time": "{iso}", "event_type": "{event_type or name}", "event_source": "server", "page": {page}}}\n')))
-        self._count(name)
+        by_name = self.by_name
+        by_name[name] = by_name.get(name, 0) + 1
 
     def celery(self, t: float, cid: str, org: str, name: str, event: str) -> None:
         """A server event emitted by a Celery worker: no user, no request."""
@@ -260,10 +290,9 @@ class JourneyWriter:
         e = s.e
         is_new = c.usage_key not in e.completions
         e.completions[c.usage_key] = (c.block_type, e.completions.get(c.usage_key, (None, t))[1] if not is_new else t)
-        path = f"/courses/{s.cid}/xblock/{c.usage_key}/handler/" + (
-            "xmodule_handler/problem_check" if c.block_type == "problem" else "publish_completion")
+        path = s.info.handler_paths[c.block_id]
         stamp = str_datetime(t)
-        module = f', "module": {{"display_name": "{_s(c.display_name)}", "usage_key": "{c.usage_key}"}}'
+        module = s.info.modules[c.block_id]
         self.server(t, s, "edx.completion.block_completion.changed", path,
                     f'{{"user_id": {s.uid}, "course_id": "{s.cid}", "block_id": "{c.usage_key}", '
                     f'"block_type": "{c.block_type}", "completion": 1.0, "modified": "{stamp}", '
@@ -328,8 +357,8 @@ class JourneyWriter:
         if rng.random() > 0.45 + 0.55 * e.learner.engagement and not sub.graded:
             return t + rng.uniform(5, 30) * scale  # read it, did not answer
         key, bid = c.usage_key, c.block_id
-        path = f"/courses/{s.cid}/xblock/{key}/handler/xmodule_handler/problem_check"
-        module = f', "module": {{"display_name": "{_s(c.display_name)}", "usage_key": "{key}"}}'
+        path = s.info.handler_paths[bid]
+        module = s.info.modules[bid]
         p_right = max(0.05, min(0.97, 0.35 + 0.6 * e.learner.ability - 0.35 * c.difficulty))
         previous = e.scores.get(bid)
         attempts = previous[2] if previous else 0
@@ -339,13 +368,12 @@ class JourneyWriter:
             t += rng.uniform(20, 150) * scale
             choices = [c.correct[i] if rng.random() < p_right else rng.randrange(c.n_choices)
                        for i in range(c.n_inputs)]
-            right = [choices[i] == c.correct[i] for i in range(c.n_inputs)]
-            earned = float(sum(right))
+            earned = float(sum(1 for i in range(c.n_inputs) if choices[i] == c.correct[i]))
             possible = float(c.n_inputs)
-            ids = [f"{bid}_{i + 2}_1" for i in range(c.n_inputs)]
-            form = "&".join(f"input_{ids[i]}=choice_{choices[i]}" for i in range(c.n_inputs))
+            pieces = [s.info.pieces[bid][i][choices[i]] for i in range(c.n_inputs)]
+            form = "&".join([p[0] for p in pieces])
             self.browser(t, s, "problem_check", "problem_check", f'"{form}"', page)
-            post = ", ".join(f'\\"input_{ids[i]}\\": [\\"choice_{choices[i]}\\"]' for i in range(c.n_inputs))
+            post = ", ".join([p[1] for p in pieces])
             self.server(t - 0.02 * scale, s, path, path, f'"{{\\"GET\\": {{}}, \\"POST\\": {{{post}}}}}"', page)
             transaction = _uuid(rng)
             t += 0.08 * scale
@@ -354,17 +382,10 @@ class JourneyWriter:
                         f'"event_transaction_id": "{transaction}", "event_transaction_type": '
                         f'"edx.grades.problem.submitted", "weighted_earned": {earned:g}, '
                         f'"weighted_possible": {possible:g}}}', page, module)
-            answers = ", ".join(f'"{ids[i]}": "choice_{choices[i]}"' for i in range(c.n_inputs))
-            correct_map = ", ".join(
-                f'"{ids[i]}": {{"correctness": "{"correct" if right[i] else "incorrect"}", "npoints": null, '
-                f'"msg": "", "hint": "", "hintmode": null, "queuestate": null, "answervariable": null}}'
-                for i in range(c.n_inputs))
-            submission = ", ".join(
-                f'"{ids[i]}": {{"question": "Question {i + 1}", "answer": "Option {CHOICE_WORDS[choices[i]]}", '
-                f'"response_type": "multiplechoiceresponse", "input_type": "choicegroup", '
-                f'"correct": {"true" if right[i] else "false"}, "variant": "", "group_label": ""}}'
-                for i in range(c.n_inputs))
-            input_state = ", ".join(f'"{i}": {{}}' for i in ids)
+            answers = ", ".join([p[2] for p in pieces])
+            correct_map = ", ".join([p[3] for p in pieces])
+            submission = ", ".join([p[4] for p in pieces])
+            input_state = s.info.input_states[bid]
             t += 0.01 * scale
             self.server(t, s, "problem_check", path,
                         f'{{"state": {{"seed": 1, "student_answers": {{{answers}}}, "has_saved_answers": false, '
@@ -618,3 +639,4 @@ def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_
     flush(float("inf"))
     writer.truth.events = written
     return written
+

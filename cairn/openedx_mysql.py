@@ -1,8 +1,12 @@
 """The Open edX MySQL database: its schema, connections, and its tables in the datalake.
 
-``create_openedx_tables`` creates the Open edX LMS tables (real column
-definitions, ``cairn/sql/mysql/openedx_tables.sql``) in a MySQL/MariaDB
-database; ``cairn demo`` and the tests use it.
+* ``create_openedx_tables`` creates the Open edX LMS tables (real column definitions,
+  ``cairn/sql/mysql/openedx_tables.sql``) in a MySQL/MariaDB database; ``cairn demo``
+  and the tests use it.
+* The datalake side (``users``, ``enrollments``, ... in live or synced mode) is defined by
+  migration ``0100_mysql_tables.sql``; ``apply`` re-runs it after a configuration change,
+  ``sync`` copies now, ``check_schema`` compares columns, ``sync_status`` says how old
+  each copy is. See docs/parts/mysql.md.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 from cairn.errors import CairnError
 

@@ -507,8 +507,10 @@ def test_docs_describe_every_column(tmp_path):
 
 def test_cluster_rendering():
     """On a cluster every statement runs ON CLUSTER and the copies stay per-node MergeTree."""
+    from cairn.config import MYSQL_DATALAKE_TABLES
     from cairn.migrations import discover, render, split_statements
 
+    assert tuple(om.DATALAKE_TABLES) == MYSQL_DATALAKE_TABLES
     cfg = load_config(overrides={"clickhouse.cluster": "edx", "mysql.tables.users.mode": "live"})
     migration = next(m for m in discover() if m.name == om.TABLES_MIGRATION)
     statements = ["\n".join(line for line in s.splitlines() if not line.startswith("--")).strip()

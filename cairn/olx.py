@@ -505,7 +505,7 @@ def stale_courses(engine: "Engine", database: str | None = None,
         f" FROM `{database}`.`{overviews_table}` GROUP BY id) AS o "
         f"LEFT JOIN (SELECT course_id, max(imported_at) AS last_import FROM `{database}`.course_blocks "
         f" GROUP BY course_id) AS b ON b.course_id = o.id "
-        f"WHERE b.course_id = '' OR o.modified > b.last_import ORDER BY o.id"
+        f"WHERE b.last_import IS NULL OR o.modified > b.last_import ORDER BY o.id"
     )
     rows = engine.query_rows(sql, settings={"join_use_nulls": 1})
     return [(course, modified, last) for course, modified, last in rows]

@@ -21,7 +21,8 @@ from cairn.config import load_config
 from cairn.engine import open_engine
 from cairn.errors import CairnError
 from cairn.migrations import Migrator
-from cairn.olx import import_course, load_records, parse_olx, watch_exports
+from cairn.olx import (dump_with_command, import_course, load_records, parse_olx, refresh_stale_courses,
+                       stale_courses, watch_exports)
 from cairn.scripts.cairn_dump_course_blocks import RECORD_FIELDS, course_block_records, write_records
 
 DEMO = Path(__file__).resolve().parents[1].parent / "shared" / "openedx" / "demo-course"
@@ -45,7 +46,8 @@ V2_SECTIONS = ["Module 1: Dive into the Open edX® platform!", "Module 2: Crafti
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     """One migrated embedded datalake for the module (tests use different courses or re-import)."""
-    cfg = load_config(overrides={"data_dir": str(tmp_path_factory.mktemp("blocks") / "data")})
+    cfg = load_config(overrides={"data_dir": str(tmp_path_factory.mktemp("blocks") / "data"),
+                                 "mysql.enabled": False})  # course_overviews filled by hand below
     engine = open_engine(cfg)
     Migrator(engine, cfg).run()
     yield engine
@@ -389,3 +391,41 @@ def test_cli_import_course(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().startswith("Error: vertical/vertical_0270f6de40fc.xml: invalid XML")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_stale_courses_and_refresh_with_dump_command(lake, tmp_path):
+    """course_overviews.modified newer than the last import -> stale -> re-import via the dump command."""
+    from datetime import datetime, timedelta, timezone
+
+    keys = ["course-v1:Stale+A+1", "course-v1:Stale+B+1"]
+    dumps = {}
+    for key in keys:
+        dumps[key] = tmp_path / f"{key.replace(':', '_')}.jsonl"
+        with open(dumps[key], "w") as handle:
+            write_records(load_records(V1, course_id=key), handle)
+    lake.command("TRUNCATE TABLE openedx._mysql_course_overviews_copy")
+    old = datetime.now(timezone.utc) - timedelta(days=1)
+    lake.insert("openedx._mysql_course_overviews_copy", [[key, old, old] for key in keys], ["id", "created", "modified"])
+    # never imported: both stale
+    assert [row[0] for row in stale_courses(lake)] == keys
+    assert stale_courses(lake)[0][2] is None
+    import_course(lake, dumps[keys[0]])
+    assert [row[0] for row in stale_courses(lake)] == [keys[1]]
+    # the command Cairn runs per stale course (in production: tutor local run lms python ...dump...)
+    script = tmp_path / "fake_tutor.py"
+    script.write_text("import sys, pathlib\n"
+                      f"dumps = {{k: str(v) for k, v in {dict((k, str(v)) for k, v in dumps.items())!r}.items()}}\n"
+                      "print('Loading settings from lms.envs.tutor.production')\n"
+                      "sys.stdout.write(pathlib.Path(dumps[sys.argv[1]]).read_text())\n")
+    command = f"{sys.executable} {script} {{course_id}}"
+    assert len(dump_with_command(command, keys[1])) == 148
+    events = []
+    done = refresh_stale_courses(lake, dump_command=command, on_event=lambda kind, course, detail: events.append(kind))
+    assert [(r.course_id, r.blocks) for r in done] == [(keys[1], 148)] and events == ["imported"]
+    assert stale_courses(lake) == []
+    # a publish: modified moves past the last import
+    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    lake.insert("openedx._mysql_course_overviews_copy", [[keys[0], old, later]], ["id", "created", "modified"])
+    assert [row[0] for row in stale_courses(lake)] == [keys[0]]
+    with pytest.raises(CairnError, match="course dump command exited with 3 for course-v1:Stale"):
+        dump_with_command(f"{sys.executable} -c 'import sys; sys.exit(3)' {{course_id}}", keys[0])

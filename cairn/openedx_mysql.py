@@ -87,13 +87,19 @@ def create_openedx_tables(connection_params: Any, create_database: bool = True) 
     ``connection_params`` is a Config or a mapping with host/port/user/password/database.
     The database itself is created first when ``create_database``. Returns the table names.
     """
+    import pymysql
+
     params = connection_settings(connection_params)
+    where = f"MySQL at {params['host']}:{params['port']}"
     if create_database:
         conn = connect_mysql(params, database=False)
         try:
             with conn.cursor() as cur:
                 cur.execute("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
                             % quote_mysql_identifier(params["database"]))
+        except pymysql.MySQLError as exc:
+            raise CairnError(f"{where}: cannot create database {params['database']!r}: "
+                             f"{_one_line(exc.args[-1] if exc.args else exc)}") from None
         finally:
             conn.close()
     conn = connect_mysql(params)
@@ -101,8 +107,12 @@ def create_openedx_tables(connection_params: Any, create_database: bool = True) 
     try:
         with conn.cursor() as cur:
             for statement in split_sql(openedx_tables_sql()):
-                cur.execute(statement)
                 match = re.search(r"CREATE TABLE IF NOT EXISTS `(\w+)`", statement)
+                try:
+                    cur.execute(statement)
+                except pymysql.MySQLError as exc:
+                    raise CairnError(f"{where}: cannot create table {match.group(1) if match else '?'} in "
+                                     f"{params['database']!r}: {_one_line(exc.args[-1] if exc.args else exc)}") from None
                 if match:
                     names.append(match.group(1))
     finally:

@@ -102,6 +102,13 @@ def _parse_non_negative_int(value: Any) -> int:
     return number
 
 
+def _parse_table_mode(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("", "synced", "live"):
+        raise ValueError('expected synced, live, or "" (use mysql.mode)')
+    return text
+
+
 # The Open edX MySQL tables as named in the datalake (see cairn/openedx_mysql.py).
 MYSQL_DATALAKE_TABLES = ("users", "user_profiles", "enrollments", "course_grades", "subsection_grades",
                          "block_completion", "course_overviews", "course_access_roles", "certificates")
@@ -147,7 +154,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mysql.mode", "synced", _choice("synced", "live"),
             "synced (copied into ClickHouse every mysql.refresh_seconds) or live (every query reads MySQL)"),
     Setting("mysql.refresh_seconds", 60, _parse_positive_int, "seconds between two copies of a synced table"),
-    *(Setting(f"mysql.tables.{_table}.mode", "", _choice("", "synced", "live"),
+    *(Setting(f"mysql.tables.{_table}.mode", "", _parse_table_mode,
               f"mode of openedx.{_table} (empty: mysql.mode)") for _table in MYSQL_DATALAKE_TABLES),
     *(Setting(f"mysql.tables.{_table}.refresh_seconds", 0, _parse_non_negative_int,
               f"refresh period of openedx.{_table} when synced (0: mysql.refresh_seconds)")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cairn.demo.courses import DemoCourse, build_courses, write_olx
-from cairn.demo.events import GroundTruth, JourneyWriter, build_enrollments, render_history
+from cairn.demo.events import GroundTruth, JourneyWriter, ThreadedWriter, build_enrollments, render_history
 from cairn.demo.people import build_learners, build_staff
 from cairn.errors import CairnError
 
@@ -97,7 +97,7 @@ def generate_demo(options: DemoOptions, mysql_params: Any = None) -> DemoResult:
     truth = GroundTruth()
     writer = JourneyWriter(courses, truth)
     log_path = output / "tracking.log"
-    with open(log_path, "w", encoding="ascii", buffering=8 * 1024 * 1024) as out:
+    with ThreadedWriter(log_path) as out:
         events = render_history(writer, enrollments, end, out)
     seconds = time.perf_counter() - began
     truth_path = output / "ground_truth.json"

@@ -20,7 +20,10 @@ session; nothing is passed through json.dumps per event.
 from __future__ import annotations
 
 import json
+import queue
 import random
+import threading
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Callable
@@ -151,6 +154,10 @@ class CourseInfo:
         self.names = {c.block_id: _s(c.display_name) for c in course.components()}
         self.modules = {c.block_id: f', "module": {{"display_name": "{_s(c.display_name)}", "usage_key": "{c.usage_key}"}}'
                         for c in course.components()}
+        self.pages = {unit.block_id: (
+            f"http://{MFE_HOST}/learning/course/{self.cid}/{sub.usage_key}/{unit.usage_key}",
+            f"http://{LMS_HOST}/xblock/{unit.usage_key}?show_title=0&show_bookmark_button=0"
+            "&recheck_access=1&view=student_view") for _, sub, unit in self.units}
         # Per problem, input and choice: the strings of the answer in each event's payload.
         self.pieces: dict[str, list[list[tuple[str, ...]]]] = {}
         self.input_states: dict[str, str] = {}
@@ -183,10 +190,6 @@ class JourneyWriter:
         self.out: list[tuple[float, str]] = []
 
     # -- low-level emitters ------------------------------------------------
-    def _count(self, name: str) -> None:
-        by_name = self.by_name
-        by_name[name] = by_name.get(name, 0) + 1
-
     def browser(self, t: float, s: "_Session", name: str, event_type: str, event: str, page: str) -> None:
         """A browser event: ``event`` is the already-encoded JSON value (usually a JSON string)."""
         iso, asc = format_times(t)
@@ -219,7 +222,8 @@ class JourneyWriter:
             f'"context": {{"course_id": "{cid}", "org_id": "{org}", "enterprise_uuid": ""}}, "username": "", '
             f'"session": "", "ip": "", "agent": "", "host": "", "referer": "", "accept_language": "", '
             f'"event": {event}, "time": "{iso}", "event_type": "{name}", "event_source": "server", "page": null}}\n')))
-        self._count(name)
+        by_name = self.by_name
+        by_name[name] = by_name.get(name, 0) + 1
 
     # -- journeys --------------------------------------------------------------
     def enroll(self, e: Enrollment) -> None:
@@ -250,11 +254,11 @@ class JourneyWriter:
         for index in range(first, last):
             section, sub, unit = units[index]
             position = sub.units.index(unit) + 1
-            mfe_page = f"http://{MFE_HOST}/learning/course/{cid}/{sub.usage_key}/{unit.usage_key}"
+            mfe_page, xblock_page = info.pages[unit.block_id]
             if previous_sub is None:
                 path = f"/courses/{cid}/courseware/{section.block_id}/{sub.block_id}/{position}"
                 self.server(t, s, path, path, '"{\\"GET\\": {}, \\"POST\\": {}}"', f"http://{MFE_HOST}/learning/course/{cid}/home")
-                t += rng.uniform(1, 4) * scale
+                t += (1 + 3 * rng.random()) * scale
                 self.browser(t, s, "edx.ui.lms.sequence.tab_selected", "seq_goto",
                              f'"{{\\"current_tab\\": {position}, \\"id\\": \\"{sub.usage_key}\\", \\"target_tab\\": '
                              f'{position}, \\"tab_count\\": {len(sub.units)}, \\"widget_placement\\": \\"top\\"}}"',
@@ -267,13 +271,11 @@ class JourneyWriter:
                              f'\\"tab_count\\": {len(previous_sub.units)}, \\"widget_placement\\": \\"bottom\\"}}"',
                              mfe_page)
             previous_sub = sub
-            t += rng.uniform(2, 8) * scale
-            xblock_page = (f"http://{LMS_HOST}/xblock/{unit.usage_key}?show_title=0&show_bookmark_button=0"
-                           "&recheck_access=1&view=student_view")
+            t += (2 + 6 * rng.random()) * scale
             for component in unit.components:
                 kind = component.block_type
                 if kind == "html":
-                    t += rng.uniform(20, 240) * scale
+                    t += (20 + 220 * rng.random()) * scale
                     self._complete(s, component, t, xblock_page)
                 elif kind == "video":
                     t = self._video(s, component, t, xblock_page)
@@ -281,7 +283,7 @@ class JourneyWriter:
                     t = self._problem(s, component, sub, t, xblock_page)
                 elif kind == "discussion":
                     t = self._discussion(s, component, t, xblock_page)
-                t += rng.uniform(3, 20) * scale
+                t += (3 + 17 * rng.random()) * scale
         e.next_unit = last
         e.last_activity = t
         return t
@@ -305,15 +307,15 @@ class JourneyWriter:
         dur = c.duration
         self.browser(t, s, "load_video", "load_video", f'{head}, \\"duration\\": {dur}}}"', page)
         if rng.random() > 0.35 + 0.6 * s.e.learner.engagement:
-            return t + rng.uniform(2, 10) * scale  # scrolled past the video
-        t += rng.uniform(1, 6) * scale
+            return t + (2 + 8 * rng.random()) * scale  # scrolled past the video
+        t += (1 + 5 * rng.random()) * scale
         self.browser(t, s, "play_video", "play_video", f'{head}, \\"currentTime\\": 0, \\"duration\\": {dur}}}"', page)
         truth = self.truth
         truth.video_watchers.setdefault(s.cid, set()).add(s.uid)
         truth.video_viewers.setdefault((s.cid, c.block_id), set()).add(s.uid)
         position = 0.0
         completes = rng.random() < 0.25 + 0.7 * s.e.learner.engagement
-        goal = dur if completes else dur * rng.uniform(0.05, 0.9)
+        goal = dur if completes else dur * (0.05 + 0.85 * rng.random())
         speed = 1.0
         if rng.random() < 0.15:
             new_speed = rng.choice((1.25, 1.5, 2.0))
@@ -322,7 +324,7 @@ class JourneyWriter:
                          f'\\"{new_speed}\\", \\"duration\\": {dur}}}"', page)
             speed = new_speed
         while position < goal:
-            segment = min(goal - position, rng.uniform(30, 400))
+            segment = min(goal - position, (30 + 370 * rng.random()))
             t += segment / speed * scale
             position += segment
             if position >= goal:
@@ -331,11 +333,11 @@ class JourneyWriter:
             if roll < 0.35:
                 self.browser(t, s, "pause_video", "pause_video",
                              f'{head}, \\"currentTime\\": {position:.3f}, \\"duration\\": {dur}}}"', page)
-                t += rng.uniform(3, 120) * scale
+                t += (3 + 117 * rng.random()) * scale
                 self.browser(t, s, "play_video", "play_video",
                              f'{head}, \\"currentTime\\": {position:.3f}, \\"duration\\": {dur}}}"', page)
             elif roll < 0.55:
-                new_time = max(0.0, min(dur - 1.0, position + rng.uniform(-60, 90)))
+                new_time = max(0.0, min(dur - 1.0, position + (-60 + 150 * rng.random())))
                 self.browser(t, s, "seek_video", "seek_video",
                              f'{head}, \\"old_time\\": {position:.3f}, \\"new_time\\": {new_time:.3f}, '
                              f'\\"type\\": \\"onSlideSeek\\", \\"duration\\": {dur}}}"', page)
@@ -349,13 +351,13 @@ class JourneyWriter:
         else:
             self.browser(t, s, "pause_video", "pause_video",
                          f'{head}, \\"currentTime\\": {position:.3f}, \\"duration\\": {dur}}}"', page)
-        return t + rng.uniform(1, 5) * scale
+        return t + (1 + 4 * rng.random()) * scale
 
     def _problem(self, s: "_Session", c: Component, sub: Subsection, t: float, page: str) -> float:
         e = s.e
         rng, scale = e.rng, self.time_scale
         if rng.random() > 0.45 + 0.55 * e.learner.engagement and not sub.graded:
-            return t + rng.uniform(5, 30) * scale  # read it, did not answer
+            return t + (5 + 25 * rng.random()) * scale  # read it, did not answer
         key, bid = c.usage_key, c.block_id
         path = s.info.handler_paths[bid]
         module = s.info.modules[bid]
@@ -365,7 +367,7 @@ class JourneyWriter:
         earned = 0.0
         while attempts < c.max_attempts:
             attempts += 1
-            t += rng.uniform(20, 150) * scale
+            t += (20 + 130 * rng.random()) * scale
             choices = [c.correct[i] if rng.random() < p_right else rng.randrange(c.n_choices)
                        for i in range(c.n_inputs)]
             earned = float(sum(1 for i in range(c.n_inputs) if choices[i] == c.correct[i]))
@@ -402,10 +404,10 @@ class JourneyWriter:
                 e.first_attempted.setdefault(sub.block_id, t)
             e.scores[bid] = (earned, possible, attempts, t)
             self._complete(s, c, t + 0.03 * scale, page)
-            self._grades(s, sub, t + rng.uniform(0.5, 3) * scale, transaction)
+            self._grades(s, sub, t + (0.5 + 2.5 * rng.random()) * scale, transaction)
             if earned == possible or rng.random() < 0.3:
                 break
-        return t + rng.uniform(2, 10) * scale
+        return t + (2 + 8 * rng.random()) * scale
 
     def _grades(self, s: "_Session", sub: Subsection, t: float, transaction: str) -> None:
         """Celery's regrade after a submission: subsection, course, and passing events."""
@@ -458,7 +460,7 @@ class JourneyWriter:
         common = (f'"commentable_id": "{c.block_id}", "category_id": "{c.block_id}", "category_name": "{category}", '
                   f'"user_forums_roles": ["Student"], "user_course_roles": []')
         if roll < 0.12 * (0.5 + e.learner.engagement):
-            t += rng.uniform(60, 400) * scale
+            t += (60 + 340 * rng.random()) * scale
             thread = f"{rng.getrandbits(96):024x}"
             title = rng.choice(("Question about this unit", "Stuck on the exercise", "Great explanation!",
                                 "Can someone clarify?", "Resources to go further", "Study group?"))
@@ -474,7 +476,7 @@ class JourneyWriter:
             usable = [th for th in info.threads[-50:] if th[1] < t - 3600]
             if usable:
                 thread = rng.choice(usable)[0]
-                t += rng.uniform(30, 300) * scale
+                t += (30 + 270 * rng.random()) * scale
                 response = f"{rng.getrandbits(96):024x}"
                 self.server(t, s, "edx.forum.response.created", f"/api/discussion/v1/comments/",
                             f'{{"body": "Thanks, this helped me too.", "truncated": false, {common}, '
@@ -537,7 +539,7 @@ def plan_sessions(e: Enrollment, period_start: float, period_end: float) -> None
     rng = e.rng
     remaining = e.target_units
     engagement = e.learner.engagement
-    t = e.created + rng.uniform(30, 600) if rng.random() < 0.6 else None
+    t = e.created + (30 + 570 * rng.random()) if rng.random() < 0.6 else None
     day = int(e.created // 86400) * 86400
     while remaining > 0:
         if t is None:
@@ -597,7 +599,7 @@ def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_
         for start, units in e.sessions:
             schedule.append((start, 1, index, units))
         if e.target_units < len(e.course.units()) and e.sessions and e.rng.random() < 0.25:
-            end_guess = e.sessions[-1][0] + 86400 * e.rng.uniform(3, 20)
+            end_guess = e.sessions[-1][0] + 86400 * (3 + 17 * e.rng.random())
             if end_guess < period_end:
                 schedule.append((end_guess, 2, index, 0))
     schedule.sort()
@@ -608,11 +610,7 @@ def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_
     def flush(until: float) -> None:
         nonlocal written, pending
         pending.sort()
-        cut = len(pending)
-        for i, (when, _) in enumerate(pending):
-            if when >= until:
-                cut = i
-                break
+        cut = bisect_left(pending, (until,))
         lines = [line for _, line in pending[:cut]]
         pending = pending[cut:]
         out.write("".join(lines))
@@ -640,3 +638,45 @@ def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_
     writer.truth.events = written
     return written
 
+
+
+class ThreadedWriter:
+    """A text sink whose chunks are encoded here and written to ``path`` by a background
+    thread, so that the disk writes overlap with rendering (file writes release the GIL)."""
+
+    def __init__(self, path, mode: str = "wb"):
+        self._file = open(path, mode)
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="demo-log-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            try:
+                self._file.write(chunk)
+            except BaseException as exc:  # reported by write()/close() in the caller's thread
+                self._error = exc
+                return
+
+    def write(self, text: str) -> None:
+        if self._error is not None:
+            raise self._error
+        if text:
+            self._queue.put(text.encode("ascii"))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._file.close()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> "ThreadedWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -192,11 +192,19 @@ class JourneyWriter:
     # -- low-level emitters ------------------------------------------------
     def browser(self, t: float, s: "_Session", name: str, event_type: str, event: str, page: str) -> None:
         """A browser event: ``event`` is the already-encoded JSON value (usually a JSON string)."""
-        iso, asc = format_times(t)
+        # format_times(), inlined: this is the hottest code of the generator
+        sec = int(t)
+        last = _last_second
+        if sec != last[0]:
+            format_times(t)
+        micro = int((t - sec) * 1_000_000)
+        if micro:
+            digits = str(1_000_000 + micro)
+            iso, asc = last[1] + "." + digits[1:] + "+00:00", last[2] + "," + digits[1:4]
+        else:
+            iso, asc = last[1] + "+00:00", last[2] + ",000"
         self.out.append((t, (
-            f'{asc} INFO {s.pid} [tracking] [user {s.uid}] [ip {s.ip}] logger.py:41 - {{"name": "{name}", '
-            f'"context": {{"user_id": {s.uid}, "path": "/event", "course_id": "{s.cid}", "org_id": "{s.org}", '
-            f'"enterprise_uuid": ""}}, {s.request}"referer": "{page}", "accept_language": "{s.lang}", '
+            f'{asc}{s.prefix}{name}", {s.browser_head}"referer": "{page}", {s.lang_field}'
             f'"event": {event}, "time": "{iso}", "event_type": "{event_type}", "event_source": "browser", '
             f'"page": "{page}"}}\n')))
         by_name = self.by_name
@@ -205,11 +213,19 @@ class JourneyWriter:
     def server(self, t: float, s: "_Session", name: str, path: str, event: str, referer: str,
                module: str = "", page: str = "null", event_type: str | None = None) -> None:
         """A server event in a learner's request (``event``: encoded JSON value)."""
-        iso, asc = format_times(t)
+        sec = int(t)
+        last = _last_second
+        if sec != last[0]:
+            format_times(t)
+        micro = int((t - sec) * 1_000_000)
+        if micro:
+            digits = str(1_000_000 + micro)
+            iso, asc = last[1] + "." + digits[1:] + "+00:00", last[2] + "," + digits[1:4]
+        else:
+            iso, asc = last[1] + "+00:00", last[2] + ",000"
         self.out.append((t, (
-            f'{asc} INFO {s.pid} [tracking] [user {s.uid}] [ip {s.ip}] logger.py:41 - {{"name": "{name}", '
-            f'{s.info.server_ctx_head}{s.uid}, "path": "{path}", "org_id": "{s.org}", "enterprise_uuid": ""'
-            f'{module}}}, {s.request}"referer": "{referer}", "accept_language": "{s.lang}", "event": {event}, '
+            f'{asc}{s.prefix}{name}", {s.server_head}"path": "{path}", "org_id": "{s.org}", "enterprise_uuid": ""'
+            f'{module}}}, {s.request}"referer": "{referer}", {s.lang_field}"event": {event}, '
             f'"time": "{iso}", "event_type": "{event_type or name}", "event_source": "server", "page": {page}}}\n')))
         by_name = self.by_name
         by_name[name] = by_name.get(name, 0) + 1
@@ -507,7 +523,8 @@ def _uuid(rng: random.Random) -> str:
 class _Session:
     """Strings shared by the events of one learner's visit."""
 
-    __slots__ = ("e", "info", "cid", "org", "uid", "ip", "pid", "lang", "request")
+    __slots__ = ("e", "info", "cid", "org", "uid", "ip", "pid", "lang", "request", "prefix", "browser_head",
+                 "server_head", "lang_field")
 
     def __init__(self, info: CourseInfo, e: Enrollment, t: float):
         learner = e.learner
@@ -519,6 +536,13 @@ class _Session:
         session = f"{e.rng.getrandbits(128):032x}"
         self.request = (f'"username": "{learner.username}", "session": "{session}", "ip": "{learner.ip}", '
                         f'"agent": "{learner.agent}", "host": "{LMS_HOST}", ')
+        self.prefix = (f' INFO {self.pid} [tracking] [user {self.uid}] [ip {self.ip}] logger.py:41 - '
+                       '{"name": "')
+        self.browser_head = (f'"context": {{"user_id": {self.uid}, "path": "/event", "course_id": "{self.cid}", '
+                             f'"org_id": "{self.org}", "enterprise_uuid": ""}}, {self.request}')
+        self.server_head = f"{info.server_ctx_head}{self.uid}, "
+        self.lang_field = f'"accept_language": "{self.lang}", '
+
 
 
 # ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import accumulate
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator
 
@@ -302,6 +302,7 @@ class Checkpoint:
     fingerprint: str
     offset: int = 0  # every byte before this is in the datalake
     pending_end: int = 0  # bytes offset..pending_end may be (intent written, insert maybe not)
+    cuts: list[int] = field(default_factory=list)  # chunk boundaries inside the pending range
     source: str = ""
     size: int = 0
     updated_at: datetime | None = None
@@ -332,16 +333,17 @@ class Checkpoints:
         """The latest checkpoint row of a stream."""
         rows = self.engine.query_rows(
             f"SELECT argMax(offset, updated_at), argMax(pending_end, updated_at), argMax(source, updated_at), "
-            f"argMax(size, updated_at), max(updated_at) FROM {self.table} WHERE fingerprint = {{fp:String}} "
-            "HAVING count() > 0", {"fp": fp})
+            f"argMax(size, updated_at), max(updated_at), argMax(pending_cuts, updated_at) FROM {self.table} "
+            "WHERE fingerprint = {fp:String} HAVING count() > 0", {"fp": fp})
         if not rows:
             return Checkpoint(fp)
-        offset, pending_end, source, size, updated_at = rows[0]
+        offset, pending_end, source, size, updated_at, cuts = rows[0]
         if updated_at is not None:
             if updated_at.tzinfo is None:
                 updated_at = updated_at.replace(tzinfo=timezone.utc)
             self._last_time = max(self._last_time, updated_at.timestamp())
-        return Checkpoint(fp, int(offset), int(pending_end), source, int(size), updated_at)
+        return Checkpoint(fp, int(offset), int(pending_end), [int(c) for c in cuts], source, int(size),
+                          updated_at)
 
     def all(self) -> list[Checkpoint]:
         """Latest checkpoint of every stream."""
@@ -349,7 +351,7 @@ class Checkpoints:
             f"SELECT fingerprint, argMax(offset, updated_at), argMax(pending_end, updated_at), "
             f"argMax(source, updated_at), argMax(size, updated_at), max(updated_at) FROM {self.table} "
             "GROUP BY fingerprint ORDER BY 4")
-        return [Checkpoint(fp, int(o), int(p), s, int(z), u) for fp, o, p, s, z, u in rows]
+        return [Checkpoint(fp, int(o), int(p), [], s, int(z), u) for fp, o, p, s, z, u in rows]
 
     def _now(self) -> datetime:
         # Strictly increasing timestamps, so that argMax never sees a tie between an
@@ -359,10 +361,11 @@ class Checkpoints:
             self._last_time = now
         return datetime.fromtimestamp(now, timezone.utc)
 
-    def write(self, fp: str, source: str, offset: int, pending_end: int, size: int) -> None:
+    def write(self, fp: str, source: str, offset: int, pending_end: int, size: int,
+              cuts: Iterable[int] = ()) -> None:
         """Append a checkpoint row (durable once this returns)."""
-        self.engine.insert(self.table, [[fp, source, offset, max(pending_end, offset), size, self._now()]],
-                           ["fingerprint", "source", "offset", "pending_end", "size", "updated_at"])
+        self.engine.insert(self.table, [[fp, source, offset, max(pending_end, offset), list(cuts), size, self._now()]],
+                           ["fingerprint", "source", "offset", "pending_end", "pending_cuts", "size", "updated_at"])
 
     def set(self, fp: str, source: str, offset: int, size: int) -> None:
         """Commit ``offset`` with no pending range."""
@@ -391,9 +394,11 @@ class Stream:
         self.offset = self.sent_end = cp.offset
         self.size = cp.size
         if cp.has_intent and reader is not None:
-            chunks = list(reader(cp.offset, cp.pending_end))
-            encoded = [encode_chunk(self.source, c) for c in chunks]
-            self.loader.insert_encoded(encoded, f"{self.fp}:{cp.offset}:{cp.pending_end}")
+            # Each chunk of the interrupted group again, with its own token.
+            bounds = [cp.offset, *[c for c in cp.cuts if cp.offset < c < cp.pending_end], cp.pending_end]
+            for start, end in zip(bounds, bounds[1:]):
+                encoded = [encode_chunk(self.source, c) for c in reader(start, end)]
+                self.loader.insert_encoded(encoded, f"{self.fp}:{start}:{end}")
             self.sent_end = cp.pending_end
             self.dirty = True
             self.commit(max(self.size, cp.pending_end))
@@ -415,6 +420,23 @@ class Stream:
         self.offset = chunk.start
         self.sent_end = chunk.end
         self.dirty = True
+
+    def send_group(self, chunks: list[Chunk], encoded: list[bytes], size: int) -> None:
+        """Insert consecutive chunks at the same time (one insert each), exactly once.
+
+        One intent row announces the whole range and the boundaries inside it.
+        """
+        if len(chunks) == 1:
+            self.send(chunks[0], size, encoded[0])
+            return
+        if chunks[0].start != self.sent_end:
+            raise RuntimeError(f"chunk starts at {chunks[0].start}, stream is at {self.sent_end}")
+        start, end = chunks[0].start, chunks[-1].end
+        self.size = max(size, end)
+        self.loader.checkpoints.write(self.fp, self.source, start, end, self.size,
+                                      cuts=[c.end for c in chunks[:-1]])
+        self.loader.insert_parallel([(data, f"{self.fp}:{c.start}:{c.end}") for c, data in zip(chunks, encoded)])
+        self.offset, self.sent_end, self.dirty = start, end, True
 
     def commit(self, size: int | None = None) -> None:
         """Record that everything sent is in (no pending range)."""
@@ -449,9 +471,11 @@ def chunks_of_range(path: Path | str | Callable[[], BinaryIO],
 class Loader:
     """Loads tracking-log files into ``<database>._ingest``, resumably and without duplicates."""
 
-    def __init__(self, engine: "Engine", batch_bytes: int = 4 * 1024 * 1024):
+    def __init__(self, engine: "Engine", batch_bytes: int = 4 * 1024 * 1024, parallel: int = 1):
         self.engine = engine
         self.batch_bytes = batch_bytes
+        self.parallel = max(1, parallel)
+        self._inserters: list["Engine"] = []
         self.checkpoints = Checkpoints(engine)
         self.ingest_table = f"`{engine.database}`._ingest"
 
@@ -459,6 +483,40 @@ class Loader:
         """Insert TabSeparated rows; the same token twice stores them once."""
         self.engine.insert_raw(self.ingest_table, buffers, "TabSeparated", column_names=INGEST_COLUMNS,
                                settings={"insert_deduplication_token": token})
+
+    def insert_parallel(self, inserts: list[tuple[bytes, str]]) -> None:
+        """Several (rows, token) inserts at the same time, one connection each.
+
+        The embedded engine runs one insert per connection at a time and releases the
+        GIL meanwhile, so two connections keep both cores busy with the views.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        engines = self._parallel_engines(len(inserts))
+        with ThreadPoolExecutor(len(inserts)) as pool:
+            futures = [pool.submit(engine.insert_raw, self.ingest_table, [data], "TabSeparated",
+                                   INGEST_COLUMNS, {"insert_deduplication_token": token})
+                       for engine, (data, token) in zip(engines, inserts)]
+            for future in futures:
+                future.result()
+
+    def _parallel_engines(self, n: int) -> list["Engine"]:
+        while len(self._inserters) < n - 1:
+            if getattr(self.engine, "kind", "") == "embedded":
+                from cairn.engine import EmbeddedEngine
+
+                self._inserters.append(EmbeddedEngine(self.engine.data_dir, self.engine.database))  # type: ignore[attr-defined]
+            else:
+                break
+        engines = [self.engine, *self._inserters][:n]
+        # Without a second connection (server engine): inserts share the one engine.
+        return engines + [self.engine] * (n - len(engines))
+
+    def close(self) -> None:
+        """Close the extra connections opened for parallel inserts."""
+        for engine in self._inserters:
+            engine.close()
+        self._inserters = []
 
     def insert_chunk(self, source: str, chunk: Chunk, token: str) -> None:
         """Insert whole lines; the same token twice stores them once."""
@@ -507,17 +565,28 @@ class Loader:
                 return
             if progress and start:
                 progress(start)
-            # Reading and encoding run in a thread while the engine inserts the
-            # previous chunk: the two cores work at the same time.
-            for chunk, encoded in _prefetch(handle, start, self.batch_bytes, source):
-                stream.send(chunk, chunk.end, encoded)
-                result.bytes_loaded += chunk.end - chunk.start
-                result.chunks += 1
-                result.lines_sent += chunk.lines
-                if progress:
-                    progress(chunk.end - chunk.start)
-                if lines:
-                    lines(chunk.lines)
+            # A thread reads and encodes ahead while the engine inserts; with
+            # parallel > 1, groups of chunks go in through several connections at once.
+            group: list[tuple[Chunk, bytes]] = []
+            items = _prefetch(handle, start, self.batch_bytes, source, depth=self.parallel + 1)
+            for item in chain(items, [None]):
+                if item is not None:
+                    group.append(item)
+                    if len(group) < self.parallel:
+                        continue
+                if not group:
+                    break
+                chunks = [chunk for chunk, _ in group]
+                stream.send_group(chunks, [data for _, data in group], chunks[-1].end)
+                for chunk in chunks:
+                    result.bytes_loaded += chunk.end - chunk.start
+                    result.chunks += 1
+                    result.lines_sent += chunk.lines
+                    if progress:
+                        progress(chunk.end - chunk.start)
+                    if lines:
+                        lines(chunk.lines)
+                group = []
             if result.chunks == 0 and start > 0:
                 result.already_loaded = True
             stream.commit(stream.sent_end)

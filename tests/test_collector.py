@@ -251,7 +251,8 @@ def test_backfill_killed_at_random_moments_resumes_exactly(lake, tmp_path):
     everything = lines.times()
     kills = 0
     for attempt in range(4):
-        process = subprocess.Popen([CAIRN, "--data-dir", str(lake), "backfill", "-q", str(plain), str(compressed)],
+        process = subprocess.Popen([CAIRN, "--data-dir", str(lake), "backfill", "-q", "--parallel", "2",
+                                    str(plain), str(compressed)],
                                    env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(2.0, 5.0))
         if process.poll() is None:

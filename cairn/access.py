@@ -190,7 +190,7 @@ def register(name: str, rule: Rule) -> None:
 
 def rule_for(name: str) -> Rule:
     """The rule of a datalake table; internal when undeclared or starting with ``_``."""
-    if name.startswith("_"):
+    if name.startswith(("_", ".")):  # "." : ClickHouse's own inner tables (.inner_id..., .tmp...)
         return INTERNAL
     return TABLES.get(name, INTERNAL)
 

@@ -171,7 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("serve.host", "127.0.0.1", str, "address `cairn serve` listens on (0.0.0.0 for every interface)"),
     Setting("serve.port", 8123, _parse_port, "port of `cairn serve` (ClickHouse HTTP interface)"),
     Setting("serve.workers", 8, _parse_positive_int,
-            "queries `cairn serve` runs at once per user (chDB sessions per pool)"),
+            "statements `cairn serve` runs in the engine at once (more wait their turn)"),
     Setting("serve.max_body_bytes", 256 * 1024 * 1024, _parse_positive_int,
             "largest HTTP request body `cairn serve` accepts (bytes)"),
     Setting("serve.display_name", "cairn", str, "server name sent in X-ClickHouse-Server-Display-Name"),

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -182,6 +183,8 @@ class Backend:
         self._lock = threading.Lock()
         self._admin_pool = SessionPool(lambda: self._open([]), options.workers)
         self._user_pools: dict[tuple, SessionPool] = {}
+        self._slots = threading.BoundedSemaphore(options.workers)
+        self._checks: "OrderedDict[tuple, Any]" = OrderedDict()
         self._named: dict[tuple[str, str], NamedSession] = {}
         self._tables: tuple[str, ...] = ()
         self._tables_at = float("-inf")
@@ -207,6 +210,26 @@ class Backend:
         with self._lock:
             self._tables, self._tables_at = tables, time.monotonic()
         return tables
+
+    def checked(self, principal: Principal, tables: tuple[str, ...], sql: str, default_format: str | None,
+                params: dict, check: Callable[[], Any]) -> Any:
+        """The access check of a query, remembered: dashboards send the same queries again and again.
+
+        The key holds everything the decision depends on (user scope, the datalake's
+        tables, the text, the parameters, the format); refusals are not cached.
+        """
+        key = (principal.name, principal.scope, tables, sql, default_format, tuple(sorted(params.items())))
+        with self._lock:
+            hit = self._checks.get(key)
+            if hit is not None:
+                self._checks.move_to_end(key)
+                return hit
+        result = check()
+        with self._lock:
+            self._checks[key] = result
+            while len(self._checks) > 2048:
+                self._checks.popitem(last=False)
+        return result
 
     def _restricted_setup(self, principal: Principal, tables: tuple[str, ...]) -> list[str]:
         return session_setup(principal.scope, self.database, tables,
@@ -237,10 +260,20 @@ class Backend:
 
         Yields (session, named).
         """
-        if not session_id:
-            with self.pool_for(principal, tables).acquire() as session:
-                yield session, False
-            return
+        # At most `workers` statements run in the engine at once, whoever sends them, so
+        # that a burst of dashboard clients queues here instead of thrashing the cores.
+        # The collector's inserts and KILL QUERY do not take a slot.
+        with self._slots:
+            if not session_id:
+                with self.pool_for(principal, tables).acquire() as session:
+                    yield session, False
+                return
+            with self._named_session(principal, session_id, tables, timeout, check) as session:
+                yield session, True
+
+    @contextlib.contextmanager
+    def _named_session(self, principal: Principal, session_id: str, tables: tuple[str, ...],
+                       timeout: float | None, check: bool) -> Iterator[EmbeddedSession]:
         key = (principal.name, session_id)
         state = (principal.admin, principal.scope, () if principal.admin else tables)
         with self._lock:
@@ -257,10 +290,12 @@ class Backend:
                 named = NamedSession(self._open(setup), principal.name,
                                      timeout or self.options.session_timeout, state=state)
                 self._named[key] = named
-        if not named.lock.acquire(blocking=False):
+        # A client sends its next request as soon as it has read a response, possibly
+        # before the previous request's thread has released the session: wait a little.
+        if not named.lock.acquire(timeout=10):
             raise HttpError(373, f"Session {session_id} is locked by a concurrent client", "SESSION_IS_LOCKED")
         try:
-            yield named.session, True
+            yield named.session
         finally:
             named.last_used = time.monotonic()
             if timeout:
@@ -594,6 +629,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
     server_version = "cairn"
     sys_version = ""
     timeout = 120  # idle keep-alive connections are closed after this
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
+    # and the client's delayed ACK add ~40 ms to every response.
+    disable_nagle_algorithm = True
     server: CairnHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -795,7 +833,9 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                         # ClickHouse appends the body to the query text; for a read-only user
                         # that can only be a SELECT, checked like any other.
                         sql = sql + "\n" + insert_body.read_all().decode("utf-8", "replace")
-                    checked = check_query(session, sql, backend.database, tables, default_format, query_params)
+                    checked = backend.checked(principal, tables, sql, default_format, query_params,
+                                              lambda: check_query(session, sql, backend.database, tables,
+                                                                  default_format, query_params))
                     fmt = checked.fmt or default_format or DEFAULT_FORMAT
                     self._run_result(session, checked.sql, fmt, query_params, query_id, params)
             finally:

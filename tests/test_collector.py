@@ -162,11 +162,19 @@ def test_follow_holds_partial_line_until_newline(lake, tmp_path):
             assert state["position"] == log.stat().st_size - 100  # the partial line is not sent
             assert state["lag_bytes"] == 100
             out.write(last[100:])
-        wait_for(lambda: caught_up(lake, log), what="the completed line")
+            out.flush()
+            wait_for(lambda: caught_up(lake, log), what="the completed line")
+            time.sleep(0.6)  # the state file is rewritten twice a second
+            assert collector_state(lake)["sources"][0]["lag_bytes"] == 0
     finally:
         stop(collector)
     assert stored_times(lake) == lines.times()
     assert sql(lake, "SELECT count() FROM openedx._quarantine") == [["0"]]
+    status = json.loads(cairn(lake, "status", "--json", env={"COLUMNS": "300"}).stdout)
+    section = next(s for s in status["sections"] if s["title"].startswith("collector sources"))
+    assert section["rows"] == [{"source": str(log), "state": "not followed", "read": f"{log.stat().st_size:,}",
+                                "lag bytes": "0", "lag s": 0, "events": "51", "quarantined": "0",
+                                "skipped": "0"}]
 
 
 def _rotate(style: str, log: Path) -> None:

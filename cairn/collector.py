@@ -120,9 +120,12 @@ class Collector:
 
     def __init__(self, engine: "Engine", sources: Iterable[str], flush_interval: float = 0.2,
                  batch_bytes: int = 4 * 1024 * 1024, state_dir: Path | None = None,
-                 stdin: BinaryIO | None = None, echo: Callable[[str], None] | None = None):
+                 stdin: BinaryIO | None = None, echo: Callable[[str], None] | None = None,
+                 reconnect: Callable[[], "Engine | None"] | None = None):
         self.engine = engine
-        self.loader = Loader(engine, batch_bytes)
+        self.reconnect = reconnect
+        # Small latency-bound inserts: let the views behind `events` run side by side.
+        self.loader = Loader(engine, batch_bytes, insert_settings={"parallel_view_processing": 1})
         self.patterns = [s for s in sources if s != "-"]
         self.use_stdin = any(s == "-" for s in sources)
         self.flush_interval = flush_interval
@@ -209,11 +212,27 @@ class Collector:
                 if self.stop.wait(delay):
                     raise Stopped() from None
                 delay = min(delay * 2, BACKOFF_MAX)
+                self._reconnect()
                 continue
             if not self.engine_ok:
                 self.echo("engine back, delivering")
             self.engine_ok = True
             return result
+
+    def _reconnect(self) -> None:
+        """Open the engine again (a restarted `cairn serve` listens with a new credential)."""
+        if self.reconnect is None:
+            return
+        try:
+            engine = self.reconnect()
+        except EngineError:
+            return
+        if engine is None:
+            return
+        old, self.engine = self.engine, engine
+        self.loader.engine = engine
+        self.loader.checkpoints.engine = engine
+        old.close()
 
     # -- files -------------------------------------------------------------
     def _expand(self) -> list[str]:
@@ -508,6 +527,26 @@ class Collector:
             os.replace(tmp, self.state_path)
         except OSError as exc:
             log.debug("cannot write %s: %s", self.state_path, exc)
+
+
+def served_engine(config: "Config") -> Callable[[], "Engine | None"]:
+    """Reconnect function for a collector talking to `cairn serve` through ``serve.json``.
+
+    Never opens the data directory itself (that would stop the server from coming
+    back): it only follows where, and with which credential, the server listens now.
+    """
+
+    def reconnect() -> "Engine | None":
+        from cairn.engine import SERVE_FILE, ServerEngine
+
+        try:
+            info = json.loads((config.data_dir / SERVE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return ServerEngine(info["host"], int(info["port"]), info["user"], info["password"], config.database,
+                            connect_timeout=2)
+
+    return reconnect
 
 
 def _open_followed(path: str, compressed: bool) -> BinaryIO:

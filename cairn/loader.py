@@ -471,8 +471,10 @@ def chunks_of_range(path: Path | str | Callable[[], BinaryIO],
 class Loader:
     """Loads tracking-log files into ``<database>._ingest``, resumably and without duplicates."""
 
-    def __init__(self, engine: "Engine", batch_bytes: int = 4 * 1024 * 1024, parallel: int = 1):
+    def __init__(self, engine: "Engine", batch_bytes: int = 4 * 1024 * 1024, parallel: int = 1,
+                 insert_settings: dict | None = None):
         self.engine = engine
+        self.insert_settings = dict(insert_settings or {})
         self.batch_bytes = batch_bytes
         self.parallel = max(1, parallel)
         self._inserters: list["Engine"] = []
@@ -482,7 +484,7 @@ class Loader:
     def insert_encoded(self, buffers: list[bytes], token: str) -> None:
         """Insert TabSeparated rows; the same token twice stores them once."""
         self.engine.insert_raw(self.ingest_table, buffers, "TabSeparated", column_names=INGEST_COLUMNS,
-                               settings={"insert_deduplication_token": token})
+                               settings={**self.insert_settings, "insert_deduplication_token": token})
 
     def insert_parallel(self, inserts: list[tuple[bytes, str]]) -> None:
         """Several (rows, token) inserts at the same time, one connection each.
@@ -495,7 +497,7 @@ class Loader:
         engines = self._parallel_engines(len(inserts))
         with ThreadPoolExecutor(len(inserts)) as pool:
             futures = [pool.submit(engine.insert_raw, self.ingest_table, [data], "TabSeparated",
-                                   INGEST_COLUMNS, {"insert_deduplication_token": token})
+                                   INGEST_COLUMNS, {**self.insert_settings, "insert_deduplication_token": token})
                        for engine, (data, token) in zip(engines, inserts)]
             for future in futures:
                 future.result()

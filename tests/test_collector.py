@@ -423,3 +423,52 @@ def test_engine_outage_keeps_position_and_delivers_everything_once(tmp_path):
     row = next(r for r in section["rows"] if r["source"] == str(log))
     assert row["events"] == "1,600" and row["lag bytes"] == "0"
     real.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_serve(lake: Path, port: int) -> subprocess.Popen:
+    (lake / "serve.json").unlink(missing_ok=True)
+    process = subprocess.Popen([CAIRN, "--data-dir", str(lake), "serve", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: (lake / "serve.json").exists() or process.poll() is not None, what="cairn serve")
+    assert process.poll() is None, process.stderr.read().decode()[-2000:]
+    return process
+
+
+def test_collector_waits_for_a_restarting_server_and_delivers_everything(lake, tmp_path):
+    """The real thing: `cairn serve` owns the data; it stops and comes back (new credential)."""
+    port = _free_port()
+    server = _start_serve(lake, port)
+    log = tmp_path / "tracking.log"
+    lines = Lines(7)
+    log.write_bytes(lines.take(100))
+    collector = start_collector(lake, str(log))
+    try:
+        wait_for(lambda: caught_up(lake, log), what="first lines through the server")
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+        with open(log, "ab") as out:
+            out.write(lines.take(300))
+        wait_for(lambda: collector_state(lake).get("engine_ok") is False, what="the collector to notice")
+        time.sleep(1.0)
+        state = collector_state(lake)
+        assert state["sources"][0]["lag_bytes"] > 300_000 and state["sources"][0]["lag_seconds"] >= 1.0
+        assert collector.poll() is None  # still running, waiting
+        server = _start_serve(lake, port)
+        wait_for(lambda: caught_up(lake, log), timeout=90, what="delivery after the restart")
+        assert collector_state(lake)["engine_ok"] is True
+    finally:
+        messages = stop(collector) if collector.poll() is None else collector.stderr.read().decode()
+        try:
+            assert stored_times(lake) == lines.times()  # queried through the server
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.communicate(timeout=60)
+    assert "engine unavailable, retrying" in messages and "engine back" in messages

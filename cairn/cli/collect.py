@@ -41,7 +41,7 @@ def collect_command(
     Handles log rotation (rename, copytruncate, compression, deletion) without loss or
     duplicates, and resumes where it stopped after a crash.
     """
-    from cairn.collector import Collector, install_signal_handlers
+    from cairn.collector import Collector, install_signal_handlers, served_engine
 
     st = state(ctx)
     chosen = list(sources or st.config["collector.sources"])
@@ -54,8 +54,11 @@ def collect_command(
         if not quiet or message.startswith("engine"):
             err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(message)}", highlight=False)
 
+    # Through a local `cairn serve` (it owns the data directory): follow its restarts.
+    reconnect = served_engine(st.config) if st.config.engine == "embedded" and engine.kind == "server" else None
     collector = Collector(engine, chosen, flush_interval=st.config["collector.flush_interval"],
-                          batch_bytes=st.config["collector.batch_bytes"], state_dir=st.config.data_dir, echo=echo)
+                          batch_bytes=st.config["collector.batch_bytes"], state_dir=st.config.data_dir, echo=echo,
+                          reconnect=reconnect)
     install_signal_handlers(collector)
     described = ", ".join(chosen)
     echo(f"collecting {described} into {engine.database} ({engine.describe()})")

@@ -409,7 +409,8 @@ class EmbeddedSession:
         kill = None
         if killer is not None:
             tag = uuid.uuid4().hex
-            sql = f"/* cairn-query:{tag} */ {sql}"
+            # At the end, so that error positions ClickHouse reports stay those of the text.
+            sql = f"{sql}\n/* cairn-query:{tag} */"
             kill = lambda: killer.kill(tag)  # noqa: E731
         try:
             return RawStream(self._conn.send_query(sql, fmt, params=params or None), kill)
@@ -421,7 +422,8 @@ class EmbeddedSession:
         if not re.fullmatch(r"[0-9a-f]{32}", tag):
             raise ValueError("bad query tag")
         with self._kill_lock:
-            self.execute(f"KILL QUERY WHERE startsWith(query, '/* cairn-query:{tag} */') ASYNC")
+            self.execute(f"KILL QUERY WHERE position(query, '/* cairn-query:{tag} */') > 0 "
+                         f"AND NOT startsWith(query, 'KILL') ASYNC")
 
     def insert(self, statement: str, fmt: str, chunks: Iterable[bytes]) -> RawResult:
         """Stream ``chunks`` (encoded in ``fmt``) into ``statement`` (``INSERT INTO t (cols)``)."""

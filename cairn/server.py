@@ -185,6 +185,7 @@ class Backend:
         self._user_pools: dict[tuple, SessionPool] = {}
         self._slots = threading.BoundedSemaphore(options.workers)
         self._checks: "OrderedDict[tuple, Any]" = OrderedDict()
+        self._normalised: "OrderedDict[str, str]" = OrderedDict()
         self._named: dict[tuple[str, str], NamedSession] = {}
         self._tables: tuple[str, ...] = ()
         self._tables_at = float("-inf")
@@ -192,6 +193,8 @@ class Backend:
             self.timezone = session.execute("SELECT timezone()").data.decode().strip() or "UTC"
         # Runs KILL QUERY for cancelled queries (client gone, shutdown).
         self.killer = self._open([])
+        self._meta = self._open([])
+        self._meta_lock = threading.Lock()
 
     def _open(self, setup: list[str]) -> EmbeddedSession:
         session = self.engine.open_session([f"USE `{self.database}`", *setup])
@@ -203,13 +206,34 @@ class Backend:
         with self._lock:
             if time.monotonic() - self._tables_at < 1.0:
                 return self._tables
-        with self._admin_pool.acquire() as session:
-            raw = session.execute("SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name",
-                                  "TabSeparatedRaw", {"db": self.database}).data.decode()
+        # Its own session: pooled ones carry the URL settings of their last request
+        # (max_result_rows=10 would break this listing).
+        with self._meta_lock:
+            raw = self._meta.execute("SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name",
+                                     "TabSeparatedRaw", {"db": self.database}).data.decode()
         tables = tuple(line for line in raw.split("\n") if line)
         with self._lock:
             self._tables, self._tables_at = tables, time.monotonic()
         return tables
+
+    def normalised(self, session: EmbeddedSession, sql: str) -> str:
+        """ClickHouse's single-line form of ``sql`` ("" when it does not parse), remembered."""
+        with self._lock:
+            hit = self._normalised.get(sql)
+            if hit is not None:
+                self._normalised.move_to_end(sql)
+                return hit
+        try:
+            text = session.execute("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
+                                   {"q": param_value(sql)}).data.decode("utf-8").rstrip("\n")
+        except EngineError:
+            return ""  # the engine reports its own error when it runs the text
+        if len(sql) < 65536:
+            with self._lock:
+                self._normalised[sql] = text
+                while len(self._normalised) > 2048:
+                    self._normalised.popitem(last=False)
+        return text
 
     def checked(self, principal: Principal, tables: tuple[str, ...], sql: str, default_format: str | None,
                 params: dict, check: Callable[[], Any]) -> Any:
@@ -322,6 +346,7 @@ class Backend:
         for n in named:
             n.session.close()
         self.killer.close()
+        self._meta.close()
 
 
 # ---------------------------------------------------------------------------
@@ -823,46 +848,47 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                                                                                                  backend.database):
                 session.execute(f"USE `{backend.database}`")
                 session.current_db = backend.database
-            applied = self._apply_settings(session, principal, settings)
-            try:
-                if principal.admin:
-                    self._run_admin(session, named, sql, insert_body, query_params, default_format, query_id,
-                                    params)
-                else:
-                    if insert_body is not None:
-                        # ClickHouse appends the body to the query text; for a read-only user
-                        # that can only be a SELECT, checked like any other.
-                        sql = sql + "\n" + insert_body.read_all().decode("utf-8", "replace")
-                    checked = backend.checked(principal, tables, sql, default_format, query_params,
-                                              lambda: check_query(session, sql, backend.database, tables,
-                                                                  default_format, query_params))
-                    fmt = checked.fmt or default_format or DEFAULT_FORMAT
-                    self._run_result(session, checked.sql, fmt, query_params, query_id, params)
-            finally:
-                if applied and principal.admin:
-                    for name in applied:
-                        with contextlib.suppress(EngineError):
-                            session.execute(f"SET {name} = DEFAULT")
+            self._apply_settings(session, principal, settings)
+            if principal.admin:
+                self._run_admin(session, named, sql, insert_body, query_params, default_format, query_id,
+                                params)
+            else:
+                if insert_body is not None:
+                    # ClickHouse appends the body to the query text; for a read-only user
+                    # that can only be a SELECT, checked like any other.
+                    sql = sql + "\n" + insert_body.read_all().decode("utf-8", "replace")
+                checked = backend.checked(principal, tables, sql, default_format, query_params,
+                                          lambda: check_query(session, sql, backend.database, tables,
+                                                              default_format, query_params))
+                fmt = checked.fmt or default_format or DEFAULT_FORMAT
+                self._run_result(session, checked.sql, fmt, query_params, query_id, params)
 
-    def _apply_settings(self, session: EmbeddedSession, principal: Principal, settings: dict[str, str]) -> list[str]:
-        """Apply URL settings to this request (restricted sessions refuse any change: readonly)."""
-        applied = []
-        for name, value in settings.items():
-            if name == "readonly" and principal.admin:
-                # A readonly admin request would pin the pooled session read-only: ignore;
-                # admins may still set it inside their own named session with SET.
-                continue
-            session.execute(f"SET {name} = {sql_string(value)}")
-            applied.append(name)
-        return applied
+    def _apply_settings(self, session: EmbeddedSession, principal: Principal, settings: dict[str, str]) -> None:
+        """Make the session's URL settings exactly this request's (as in ClickHouse: per query).
+
+        A pooled session remembers what the previous request set: only the difference is
+        sent, in one SET, and settings the previous request had and this one does not go
+        back to their defaults. Restricted sessions are read-only: the engine refuses any
+        change (code 164), and a value equal to the session's own is accepted.
+        """
+        if not principal.admin:
+            if settings:
+                session.execute("SET " + ", ".join(f"{k} = {sql_string(v)}" for k, v in settings.items()))
+            return
+        # A readonly admin request would pin the pooled session read-only: ignored;
+        # admins may still SET it inside their own named session.
+        settings = {k: v for k, v in settings.items() if k != "readonly"}
+        applied: dict[str, str] = getattr(session, "url_settings", {})
+        changes = [f"{name} = DEFAULT" for name in applied if name not in settings]
+        changes += [f"{name} = {sql_string(value)}" for name, value in settings.items() if applied.get(name) != value]
+        if changes:
+            session.url_settings = {}  # unknown state until the SET succeeds
+            session.execute("SET " + ", ".join(changes))
+        session.url_settings = dict(settings)
 
     def _run_admin(self, session: EmbeddedSession, named: bool, sql: str, insert_body: _Body | None,
                    query_params: dict, default_format: str | None, query_id: str, params: dict) -> None:
-        try:
-            normalised = session.execute("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
-                                         {"q": param_value(sql)}).data.decode("utf-8").rstrip("\n")
-        except EngineError:
-            normalised = ""  # let the engine report its own error when it runs the text
+        normalised = self.server.backend.normalised(session, sql)
         match = _FORMAT_SUFFIX.search(normalised)
         fmt = match.group(1) if match else None
         keyword = normalised.split(" ", 1)[0].upper() if normalised else ""

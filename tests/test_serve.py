@@ -182,7 +182,9 @@ def test_curl_ping_and_session(served):
     status, _, body = _split(_curl(f"{served.url}/ping").stdout)
     assert (status, body) == (200, "Ok.\n")
     auth = f"{served.admin_user}:{served.admin_password}"
-    _curl("-u", auth, "--data-binary", "SET max_threads = 1", f"{served.url}/?session_id=curl-s")
+    status, _, body = _split(_curl("-u", auth, "--data-binary", "SET max_threads = 1",
+                                   f"{served.url}/?session_id=curl-s").stdout)
+    assert (status, body) == (200, "")
     _, _, body = _split(_curl("-u", auth, "--data-binary", "SELECT getSetting('max_threads')",
                               f"{served.url}/?session_id=curl-s").stdout)
     assert body == "1\n"

@@ -208,9 +208,12 @@ class Collector:
                 if self.engine_ok or str(exc) != self.last_error:
                     self.echo(f"engine unavailable, retrying with backoff: {exc}")
                 self.engine_ok, self.last_error = False, str(exc)
-                self._write_state()
-                if self.stop.wait(delay):
-                    raise Stopped() from None
+                waited = 0.0
+                while waited < delay:  # keep collector.json (lag seconds) fresh while waiting
+                    self._write_state()
+                    if self.stop.wait(min(0.5, delay - waited)):
+                        raise Stopped() from None
+                    waited += 0.5
                 delay = min(delay * 2, BACKOFF_MAX)
                 self._reconnect()
                 continue

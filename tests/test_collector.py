@@ -251,18 +251,18 @@ def test_backfill_killed_at_random_moments_resumes_exactly(lake, tmp_path):
     rng = random.Random(3)
     lines = Lines(3)
     plain = tmp_path / "tracking.log.1"
-    plain.write_bytes(lines.take(3000))
+    plain.write_bytes(lines.take(2000))
     compressed = tmp_path / "tracking.log.2.gz"
     with gzip.open(compressed, "wb") as out:
-        out.write(lines.take(1500))
+        out.write(lines.take(1000))
     env = {"CAIRN_COLLECTOR_BATCH_BYTES": str(256 * 1024)}  # many chunks: many moments to die in
     everything = lines.times()
     kills = 0
-    for attempt in range(4):
+    for attempt in range(3):
         process = subprocess.Popen([CAIRN, "--data-dir", str(lake), "backfill", "-q", "--parallel", "2",
                                     str(plain), str(compressed)],
                                    env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(2.0, 5.0))
+        time.sleep(rng.uniform(2.0, 4.0))
         if process.poll() is None:
             process.kill()
             kills += 1
@@ -295,9 +295,9 @@ def test_collector_killed_while_following_a_growing_file(lake, tmp_path):
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        for _ in range(4):
+        for _ in range(3):
             process = start_collector(lake, str(log))
-            time.sleep(rng.uniform(2.5, 5.0))
+            time.sleep(rng.uniform(2.5, 4.5))
             process.kill()
             process.communicate()
             _assert_no_duplicates_and_prefix(lake, lines.times() + ["9999"])

@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=None)
     args = parser.parse_args(argv)
 
+    load_at_start = os.getloadavg()[0]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cairn-bench-serve-"))
     if (workdir / "data").exists():
         shutil.rmtree(workdir / "data")
@@ -242,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"- command: `.venv/bin/python bench/bench_serve.py --clients {args.clients} --seconds "
                  f"{args.seconds:.0f} --events {args.events} --rate {args.rate:.0f} --rounds {args.rounds} "
                  f"--workers {args.workers}`")
-    lines.append(f"- machine: {os.cpu_count()} cores; data: {events_before:,} events before the load run")
+    lines.append(f"- machine: {os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f} "
+                 f"(at the start {load_at_start:.1f}; other processes share the machine); "
+                 f"data: {events_before:,} events before the load run")
     lines.append(f"- load: {args.clients} clients ({args.clients - args.clients // 2} admin, {args.clients // 2} "
                  f"course-scoped user), {load_elapsed:.1f} s, {len(latencies):,} queries "
                  f"({len(latencies) / load_elapsed:.1f}/s), **errors: {len(errors)}**")

@@ -22,7 +22,7 @@ services:
 
 ## up: the whole stack on the embedded engine, in ./.cairn
 up: setup services
-	$(BIN)/cairn up
+	$(BIN)/cairn up --demo
 
 ## test: every test, against real chDB and MariaDB
 test: setup services

@@ -1,0 +1,45 @@
+"""`cairn up`: the whole stack on this machine."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from cairn.cli import console, state
+
+
+def up_command(
+    ctx: typer.Context,
+    demo: bool = typer.Option(False, "--demo", help="On first run, create a demo Open edX platform to explore "
+                                                    "(MySQL database cairn_demo, courses, a live tracking log)."),
+    learners: int = typer.Option(500, "--learners", help="--demo: number of learners."),
+    live_rate: float = typer.Option(5.0, "--live-rate", help="--demo: events per second appended while running "
+                                                             "(0: none)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default serve.host)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default serve.port, 8123)."),
+) -> None:
+    """Run the whole stack: datalake, Open edX data, collectors and the ClickHouse HTTP interface.
+
+    Applies migrations, sets up the Open edX MySQL tables, follows collector.sources, and
+    serves until Ctrl-C. Connect with `cairn client`, clickhouse-connect, or Superset
+    (clickhousedb://USER:PASSWORD@HOST:PORT/openedx, users from `cairn createuser`).
+    """
+    from cairn.cli.serve import serve_command
+    from cairn.stack import DemoSettings, prepare
+
+    st = state(ctx)
+    settings = DemoSettings(learners=learners, live_rate=live_rate) if demo else None
+    prepared = prepare(st.config, settings, say=lambda text: console.print(escape(text), highlight=False))
+    for note in prepared.notes or []:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    st._config = prepared.config  # serve what was prepared (demo sources, demo MySQL database)
+    if prepared.start_live is not None:
+        prepared.start_live()
+        console.print(f"appending about {live_rate:g} live events/s to the demo tracking log", highlight=False)
+    serve_command(ctx, host=host, port=port, workers=None)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up_command)

@@ -1,0 +1,129 @@
+"""`cairn up`: the whole stack on one machine, ready to explore.
+
+Prepares the embedded datalake (migrations, Open edX MySQL tables, course structures),
+optionally a demo platform to look at, then runs `cairn serve` with the collectors
+following the tracking logs. The serving itself is `cairn.server`; this module only
+decides what to prepare.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from cairn.errors import CairnError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.config import Config
+
+DEMO_MYSQL_DATABASE = "cairn_demo"
+
+
+@dataclass
+class DemoSettings:
+    """Size of the demo platform `cairn up --demo` creates on its first run."""
+
+    learners: int = 500
+    courses: int = 4
+    days: int = 30
+    seed: int = 42
+    live_rate: float = 5.0  # events per second appended while the stack runs (0: none)
+
+
+@dataclass
+class Prepared:
+    """What `prepare` did: the configuration to serve with, and a live feed to start."""
+
+    config: "Config"
+    start_live: Callable[[], threading.Thread] | None = None
+    notes: list[str] | None = None
+
+
+def _mysql_reachable(config: "Config") -> str | None:
+    """None when MySQL answers, else the one-line reason."""
+    from cairn.openedx_mysql import connect_mysql
+
+    try:
+        connect_mysql(config, database=False).close()
+        return None
+    except CairnError as exc:
+        return str(exc)
+
+
+def prepare(config: "Config", demo: DemoSettings | None, say: Callable[[str], None] = print) -> Prepared:
+    """Migrate, create the demo platform on first use, import its courses, apply MySQL tables.
+
+    The demo goes in ``<data_dir>/demo`` and, in MySQL, in the database ``cairn_demo``
+    unless ``mysql.database`` is configured: the demo never writes into a database
+    Cairn was not told to use.
+    """
+    from cairn.engine import open_engine
+    from cairn.migrations import Migrator
+
+    notes: list[str] = []
+    demo_dir = config.data_dir / "demo"
+    if demo is not None and config.origins.get("mysql.database") == "default":
+        config = config.with_overrides({"mysql.database": DEMO_MYSQL_DATABASE}, origin="cairn up --demo")
+    start_live = None
+    with open_engine(config) as engine:
+        report = Migrator(engine, config).run()
+        applied = sum(1 for status, _ in report.steps if status == "APPLY")
+        if applied:
+            say(f"applied {applied} migration(s)")
+        if demo is not None:
+            start_live = _prepare_demo(engine, config, demo, demo_dir, say, notes)
+        if config["mysql.enabled"]:
+            from cairn import openedx_mysql
+
+            problem = _mysql_reachable(config)
+            openedx_mysql.apply(engine, config)  # works without MySQL; copies refresh when it is back
+            if problem:
+                notes.append(f"Open edX MySQL tables are set up but MySQL is not reachable now: {problem}")
+    if demo is not None:
+        sources = list(config["collector.sources"])
+        log = str(demo_dir / "tracking.log")
+        if log not in sources:
+            config = config.with_overrides({"collector.sources": [*sources, log]}, origin="cairn up --demo")
+    return Prepared(config, start_live, notes)
+
+
+def _prepare_demo(engine, config: "Config", demo: DemoSettings, demo_dir: Path,
+                  say: Callable[[str], None], notes: list[str]):
+    from cairn.demo import DemoOptions, generate_demo, live
+    from cairn.olx import import_course
+
+    marker = demo_dir / "cairn-up.json"
+    if marker.exists():
+        say(f"demo platform already in {demo_dir} (delete the folder to make a new one)")
+        return None
+    mysql_problem = _mysql_reachable(config) if config["mysql.enabled"] else "mysql.enabled is false"
+    if mysql_problem:
+        notes.append(f"demo without MySQL data: {mysql_problem}")
+    # A fixed first day makes the demo reproducible: same seed, same files.
+    start = (datetime.now(timezone.utc) - timedelta(days=demo.days)).replace(hour=0, minute=0, second=0,
+                                                                             microsecond=0)
+    options = DemoOptions(learners=demo.learners, courses=demo.courses, days=demo.days, seed=demo.seed,
+                          output=demo_dir, start=start, mysql=mysql_problem is None)
+    say(f"generating a demo platform in {demo_dir}: {demo.learners} learners, {demo.courses} courses, "
+        f"{demo.days} days")
+    result = generate_demo(options, config if mysql_problem is None else None)
+    say(f"  {result.events:,} events in {result.tracking_log}")
+    for folder in result.course_folders:
+        for imported in import_course(engine, folder):
+            say(f"  course {imported.course_id}: {imported.blocks} blocks")
+    marker.write_text(json.dumps({"created": datetime.now(timezone.utc).isoformat(), "seed": demo.seed,
+                                  "start": start.isoformat(), "mysql_database": config["mysql.database"]}))
+    if demo.live_rate <= 0:
+        return None
+
+    def start_live() -> threading.Thread:
+        thread = threading.Thread(target=live, args=(result, demo.live_rate, None), name="cairn-demo-live",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    return start_live

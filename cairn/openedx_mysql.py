@@ -212,8 +212,9 @@ def apply(engine: Any, config: Any) -> dict[str, str]:
 
     Renders ``0100_mysql_tables.sql`` again with the configuration and runs it: every
     statement there is idempotent and reconciling (mode, refresh period, credentials,
-    enabled). Synced copies are kept. Needs migration 0100 applied (`cairn migrate`).
-    Never connects to MySQL. Returns the effective mode per table.
+    enabled). Synced copies are kept; tables that become synced get a first copy started
+    in the background. Needs migration 0100 applied (`cairn migrate`). Never waits for
+    MySQL. Returns the effective mode per table.
     """
     from cairn.errors import EngineError
     from cairn.migrations import Migrator, render, split_statements
@@ -223,6 +224,8 @@ def apply(engine: Any, config: Any) -> dict[str, str]:
     status = states.get(TABLES_MIGRATION)
     if status is None or status.state == "pending":
         raise CairnError("the MySQL tables are not in the datalake yet; run `cairn migrate` first")
+    before = {row[0] for row in engine.query_rows(
+        "SELECT name FROM system.tables WHERE database = {db:String}", {"db": config.database})}
     sql = render(status.migration, config)
     for statement in split_statements(sql):
         try:
@@ -230,7 +233,13 @@ def apply(engine: Any, config: Any) -> dict[str, str]:
         except EngineError as exc:
             first = " ".join(statement.split())[:120]
             raise CairnError(f"applying the MySQL configuration failed at ({first}): {exc}") from None
-    return table_modes(config)
+    modes = table_modes(config)
+    # Refresh views are created EMPTY (no copy inside the migration); start the first copy
+    # of newly synced tables now, in the background: apply itself never waits for MySQL.
+    for name, mode in modes.items():
+        if mode == "synced" and refresh_view(name) not in before:
+            engine.command(f"SYSTEM REFRESH VIEW `{config.database}`.`{refresh_view(name)}`")
+    return modes
 
 
 def sync(engine: Any, config: Any, tables: Any = None) -> dict[str, int]:

@@ -260,6 +260,7 @@ def test_live_mode_sees_changes_at_once(tmp_path, mysql_db):
 def test_per_table_mode_and_apply_switches(tmp_path, mysql_db):
     cfg, engine = make(tmp_path, mysql_db, **{"mysql.refresh_seconds": 3600})
     try:
+        assert engine.query_value("SELECT count() FROM openedx.users") == 0  # created EMPTY: no copy yet
         om.sync(engine, cfg)
         conn = mysql_root(mysql_db)
         with conn.cursor() as cur:
@@ -278,12 +279,18 @@ def test_per_table_mode_and_apply_switches(tmp_path, mysql_db):
         # status notices a configuration not applied yet
         pending = {r["table"]: r for r in om.sync_status(engine, cfg)}
         assert "cairn mysql apply" in pending["users"]["error"]
-        # back to synced: a fresh copy is taken at once
+        # back to synced: a first copy is started at once (in the background)
+        conn = mysql_root(mysql_db)
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO auth_user VALUES (5, 'x', NULL, 0, 'erin', '', '', 'e@x', 0, 1, '2026-03-06')")
+        conn.close()
         om.apply(engine, cfg)
         assert engine.query_value("SELECT engine FROM system.tables WHERE database = 'openedx' "
                                   "AND name = '_mysql_users_refresh'") == "MaterializedView"
+        wait_for(lambda: engine.query_value("SELECT count() FROM openedx._mysql_users_copy") == 5, timeout=10)
+        assert engine.query_value("SELECT count() FROM openedx.enrollments") == 3  # untouched by apply
         om.sync(engine, cfg, ["users", "enrollments"])
-        assert engine.query_value("SELECT count() FROM openedx.users") == 4
+        assert engine.query_value("SELECT count() FROM openedx.users") == 5
         assert engine.query_value("SELECT count() FROM openedx.enrollments") == 4
         with pytest.raises(CairnError, match="unknown MySQL datalake table 'nope'"):
             om.sync(engine, cfg, ["nope"])

@@ -7,7 +7,8 @@
 --   _mysql_T_live    ENGINE = MySQL: reads M at query time (only when mysql.enabled; same
 --                    columns without LowCardinality, which the MySQL engine does not support)
 --   _mysql_T_refresh refreshable materialized view: copies _mysql_T_live into _mysql_T_copy
---                    every N seconds (only in synced mode)
+--                    every N seconds (only in synced mode; created EMPTY: the first copy
+--                    comes at the next period boundary, or now with `cairn mysql sync`)
 --   T                the view analysts query: SELECT from _mysql_T_copy (synced, or MySQL
 --                    disabled) or _mysql_T_live (live)
 -- The MySQL credentials live in the named collection `<database>_mysql` (never in table
@@ -248,7 +249,7 @@ DROP TABLE IF EXISTS `{{ database }}`.`_mysql_{{ name }}_live` {{ on_cluster }} 
 {% if synced %}
 CREATE MATERIALIZED VIEW IF NOT EXISTS `{{ database }}`.`_mysql_{{ name }}_refresh` {{ on_cluster }}
 REFRESH EVERY {{ period }} SECOND
-TO `{{ database }}`.`_mysql_{{ name }}_copy`
+TO `{{ database }}`.`_mysql_{{ name }}_copy` EMPTY
 AS SELECT{{ read_live(columns) }}
 FROM `{{ database }}`.`_mysql_{{ name }}_live`;
 

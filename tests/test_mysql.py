@@ -294,6 +294,14 @@ def test_per_table_mode_and_apply_switches(tmp_path, mysql_db):
         assert engine.query_value("SELECT count() FROM openedx.enrollments") == 4
         with pytest.raises(CairnError, match="unknown MySQL datalake table 'nope'"):
             om.sync(engine, cfg, ["nope"])
+        # disabling keeps the last copies and drops everything that reaches MySQL
+        assert set(om.apply(engine, cfg.with_overrides({"mysql.enabled": "false"})).values()) == {"disabled"}
+        assert engine.query_value("SELECT count() FROM openedx.users") == 5
+        assert engine.query_value("SELECT count() FROM system.named_collections WHERE name = 'openedx_mysql'") == 0
+        assert engine.query_value("SELECT count() FROM system.tables WHERE database = 'openedx' "
+                                  "AND (name LIKE '%\\_live' OR name LIKE '%\\_refresh')") == 0
+        om.apply(engine, cfg)  # and back
+        assert engine.query_value("SELECT count() FROM system.named_collections WHERE name = 'openedx_mysql'") == 1
     finally:
         engine.close()
 

@@ -256,3 +256,8 @@ FROM `{{ database }}`.`_mysql_{{ name }}_live`;
 ALTER TABLE `{{ database }}`.`_mysql_{{ name }}_refresh` {{ on_cluster }} MODIFY REFRESH EVERY {{ period }} SECOND;
 {% endif %}
 {% endfor %}
+
+{% if not mysql.enabled %}
+-- MySQL disabled: no credentials kept once no table uses them.
+DROP NAMED COLLECTION IF EXISTS `{{ collection }}` {{ on_cluster }};
+{% endif %}

@@ -369,7 +369,8 @@ def test_watch_folder_reimports_changed_export(lake, tmp_path):
 def cairn(*args: str) -> subprocess.CompletedProcess:
     """The real command in its own process (chDB holds one data directory per process)."""
     return subprocess.run([sys.executable, "-m", "cairn", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "200"})
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")},
+                               "COLUMNS": "200"})
 
 
 def test_cli_import_course(tmp_path):

@@ -52,7 +52,8 @@ def platform(tmp_path_factory):
             [sys.executable, "-m", "cairn", "--set", f"mysql.database={MYSQL_DB}", "demo",
              "--learners", str(LEARNERS), "--courses", "5", "--days", "60", "--seed", "11",
              "--start", "2026-03-02", "--output", str(out)],
-            capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+            capture_output=True, text=True, timeout=600,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}, "COLUMNS": "200"})
         assert done.returncode == 0, done.stderr
         yield out, json.loads((out / "ground_truth.json").read_text()), MYSQL_DB, done.stdout
     finally:

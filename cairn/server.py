@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -117,6 +117,36 @@ class Principal:
 # Session pools
 # ---------------------------------------------------------------------------
 
+class FairSlots:
+    """A counting semaphore that serves waiters first come, first served.
+
+    threading.Semaphore lets a newly arriving thread take a released slot before the
+    threads already waiting: under a steady load of dashboard clients some requests then
+    wait for tens of seconds. Here a released slot is handed to the oldest waiter.
+    """
+
+    def __init__(self, size: int):
+        self._free = size
+        self._lock = threading.Lock()
+        self._waiters: deque[threading.Event] = deque()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            ticket = threading.Event()
+            self._waiters.append(ticket)
+        ticket.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()  # the slot passes straight to the oldest waiter
+            else:
+                self._free += 1
+
+
 class SessionPool:
     """At most ``size`` chDB sessions built by ``factory``; a request borrows one."""
 
@@ -183,7 +213,7 @@ class Backend:
         self._lock = threading.Lock()
         self._admin_pool = SessionPool(lambda: self._open([]), options.workers)
         self._user_pools: dict[tuple, SessionPool] = {}
-        self._slots = threading.BoundedSemaphore(options.workers)
+        self._slots = FairSlots(options.workers)
         self._checks: "OrderedDict[tuple, Any]" = OrderedDict()
         self._normalised: "OrderedDict[str, str]" = OrderedDict()
         self._named: dict[tuple[str, str], NamedSession] = {}

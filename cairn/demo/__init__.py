@@ -195,7 +195,7 @@ def live(result: DemoResult, rate: float, duration: float | None = None,
                 writer.session(e, time.time() + rng.random() * 0.5, rng.randint(1, 3))
             lines = sorted(writer.out)
             writer.out = []
-            out.write("".join(line for _, line in lines))
+            out.write("".join(lines))
             out.flush()
             added += len(lines)
             if on_tick:

@@ -187,7 +187,7 @@ class JourneyWriter:
         self.truth = truth or GroundTruth()
         self.by_name = self.truth.by_name
         self.time_scale = time_scale
-        self.out: list[tuple[float, str]] = []
+        self.out: list[str] = []  # lines; they start with asctime, so sorting them sorts by time
 
     # -- low-level emitters ------------------------------------------------
     def browser(self, t: float, s: "_Session", name: str, event_type: str, event: str, page: str) -> None:
@@ -203,10 +203,10 @@ class JourneyWriter:
             iso, asc = last[1] + "." + digits[1:] + "+00:00", last[2] + "," + digits[1:4]
         else:
             iso, asc = last[1] + "+00:00", last[2] + ",000"
-        self.out.append((t, (
+        self.out.append((
             f'{asc}{s.prefix}{name}", {s.browser_head}"referer": "{page}", {s.lang_field}'
             f'"event": {event}, "time": "{iso}", "event_type": "{event_type}", "event_source": "browser", '
-            f'"page": "{page}"}}\n')))
+            f'"page": "{page}"}}\n'))
         by_name = self.by_name
         by_name[name] = by_name.get(name, 0) + 1
 
@@ -223,21 +223,21 @@ class JourneyWriter:
             iso, asc = last[1] + "." + digits[1:] + "+00:00", last[2] + "," + digits[1:4]
         else:
             iso, asc = last[1] + "+00:00", last[2] + ",000"
-        self.out.append((t, (
+        self.out.append((
             f'{asc}{s.prefix}{name}", {s.server_head}"path": "{path}", "org_id": "{s.org}", "enterprise_uuid": ""'
             f'{module}}}, {s.request}"referer": "{referer}", {s.lang_field}"event": {event}, '
-            f'"time": "{iso}", "event_type": "{event_type or name}", "event_source": "server", "page": {page}}}\n')))
+            f'"time": "{iso}", "event_type": "{event_type or name}", "event_source": "server", "page": {page}}}\n'))
         by_name = self.by_name
         by_name[name] = by_name.get(name, 0) + 1
 
     def celery(self, t: float, cid: str, org: str, name: str, event: str) -> None:
         """A server event emitted by a Celery worker: no user, no request."""
         iso, asc = format_times(t)
-        self.out.append((t, (
+        self.out.append((
             f'{asc} INFO 42 [tracking] [user None] [ip None] logger.py:41 - {{"name": "{name}", '
             f'"context": {{"course_id": "{cid}", "org_id": "{org}", "enterprise_uuid": ""}}, "username": "", '
             f'"session": "", "ip": "", "agent": "", "host": "", "referer": "", "accept_language": "", '
-            f'"event": {event}, "time": "{iso}", "event_type": "{name}", "event_source": "server", "page": null}}\n')))
+            f'"event": {event}, "time": "{iso}", "event_type": "{name}", "event_source": "server", "page": null}}\n'))
         by_name = self.by_name
         by_name[name] = by_name.get(name, 0) + 1
 
@@ -628,14 +628,14 @@ def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_
                 schedule.append((end_guess, 2, index, 0))
     schedule.sort()
     written = 0
-    pending: list[tuple[float, str]] = []
+    pending: list[str] = []
     day_end = (int(schedule[0][0] // 86400) + 1) * 86400 if schedule else 0
 
     def flush(until: float) -> None:
         nonlocal written, pending
         pending.sort()
-        cut = bisect_left(pending, (until,))
-        lines = [line for _, line in pending[:cut]]
+        cut = bisect_left(pending, format_times(until)[1]) if until != float("inf") else len(pending)
+        lines = pending[:cut]
         pending = pending[cut:]
         out.write("".join(lines))
         written += len(lines)

@@ -34,6 +34,7 @@ def collect_status(engine: "Engine", config: "Config") -> dict[str, Any]:
     tables = engine.query(
         "SELECT name, engine, total_rows, total_bytes FROM system.tables "
         "WHERE database = {db:String} AND engine NOT IN ('Null', 'MaterializedView') AND NOT is_temporary "
+        "AND NOT startsWith(name, '.') "
         "ORDER BY startsWith(name, '_'), name", {"db": db}).rows
     info["tables"] = [{"name": name, "engine": eng, "rows": int(rows or 0), "bytes": int(size or 0)}
                       for name, eng, rows, size in tables]

@@ -26,6 +26,7 @@ def describe_datalake(engine) -> list[dict]:
     tables = engine.query(
         "SELECT name, engine, comment, sorting_key, partition_key FROM system.tables "
         "WHERE database = {db:String} AND engine != 'MaterializedView' "
+        "AND NOT startsWith(name, '.') "
         "ORDER BY startsWith(name, '_'), name", {"db": engine.database}).dicts()
     columns = engine.query(
         "SELECT table, name, type, comment, default_kind FROM system.columns WHERE database = {db:String} "

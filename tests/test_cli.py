@@ -98,8 +98,10 @@ def test_config_masks_secrets_and_shows_origins(tmp_path):
 
 
 def test_migrate_dry_run_and_data_dir_flag(tmp_path):
-    out = cairn("--data-dir", "elsewhere", "migrate", "--dry-run", cwd=tmp_path).stdout
+    out = cairn("--data-dir", "elsewhere", "migrate", "--dry-run", cwd=tmp_path,
+                env={"CAIRN_MYSQL_PASSWORD": "pw-in-sql-9"}).stdout
     assert "DRY-RUN" in out and "CREATE TABLE IF NOT EXISTS `openedx`.events" in out
+    assert "pw-in-sql-9" not in out and "********" in out  # credentials rendered into DDL are masked
     status = cairn("--data-dir", "elsewhere", "status", cwd=tmp_path).stdout
     assert "0 applied" in status and "cairn migrate" in status
     assert (Path(tmp_path) / "elsewhere").is_dir() and not (Path(tmp_path) / ".cairn").exists()

@@ -53,7 +53,11 @@ def migrate_command(
     migrator = Migrator(st.engine(), st.config, extra_folders=path)
     styles = {"SKIP": "dim", "APPLY": "green", "FAKE": "yellow", "CHANGED": "bold yellow", "DRY-RUN": "cyan"}
 
+    secrets = [v for k, v in st.config.values.items() if k.endswith("password") and v]
+
     def echo(status: str, name: str, detail: str) -> None:
+        for secret in secrets:  # rendered SQL may carry credentials (MySQL engine tables)
+            detail = detail.replace(secret, "********")
         console.print(f"[{styles[status]}]{status:<8}[/] {escape(name)}", highlight=False)
         if status == "DRY-RUN":
             console.print(escape(detail), highlight=False, soft_wrap=True)

@@ -18,6 +18,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/cairn-bench"))
+    parser.add_argument("--via-serve", action="store_true",
+                        help="also backfill a third database through `cairn serve` (the engine in another "
+                             "process) to measure the collector's own memory")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     log = args.workdir / f"tracking-{args.events}.log"
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     size = log.stat().st_size
     data_dir = args.workdir / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
-    for database in ("openedx", "engine_own"):
+    for database in ("openedx", "engine_own", "served"):
         subprocess.run([CAIRN, "--data-dir", str(data_dir), "--database", database, "migrate"], check=True,
                        capture_output=True)
 
@@ -122,6 +126,20 @@ def main(argv: list[str] | None = None) -> int:
     rerun, _, _ = run_sampled([CAIRN, "--data-dir", str(data_dir), "backfill", "-q", str(log)])
     after_rerun = int(query(data_dir, "SELECT count() FROM openedx.events"))
 
+    served_line = ""
+    if args.via_serve:
+        server = subprocess.Popen([CAIRN, "--data-dir", str(data_dir), "--database", "served", "serve", "--port", "0"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not (data_dir / "serve.json").exists():
+            time.sleep(0.1)
+        served, served_wall, served_mem = run_sampled(
+            [CAIRN, "--data-dir", str(data_dir), "--database", "served", "backfill", str(log)], env={"COLUMNS": "200"})
+        served_events = query(data_dir, "SELECT count() FROM served.events")
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
+        served_line = (f"cairn backfill through `cairn serve`: {served_wall:.1f} s wall, {served_events} events; "
+                       f"collector peak RSS {served_mem['VmRSS']:,.0f} MB (private {served_mem['RssAnon']:,.0f} MB)")
+
     mb = size / 1e6
     print(f"file: {log} ({args.events:,} events, {mb:,.1f} MB, prefixed lines)")
     print(f"engine alone (INSERT ... SELECT FROM file(LineAsString)): {own_seconds:.1f} s, "
@@ -134,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
           f"+ mapped files (chDB library) {mem['RssFile']:,.0f} MB")
     print(f"events stored: backfill {events:,} (distinct {distinct:,}), engine alone {own_events:,}; "
           f"after a second backfill run: {after_rerun:,}")
+    if served_line:
+        print(served_line)
     ok = events == own_events == distinct == after_rerun == args.events
     print("counts: OK" if ok else "counts: MISMATCH")
     return 0 if ok else 1

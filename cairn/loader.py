@@ -70,10 +70,11 @@ class Chunk:
     start: int
     end: int
     data: bytes
+    count: int = -1  # lines, when `data` was dropped after encoding
 
     @property
     def lines(self) -> int:
-        return self.data.count(b"\n")
+        return self.count if self.count >= 0 else self.data.count(b"\n")
 
 
 @dataclass
@@ -570,7 +571,7 @@ class Loader:
             # A thread reads and encodes ahead while the engine inserts; with
             # parallel > 1, groups of chunks go in through several connections at once.
             group: list[tuple[Chunk, bytes]] = []
-            items = _prefetch(handle, start, self.batch_bytes, source, depth=self.parallel + 1)
+            items = _prefetch(handle, start, self.batch_bytes, source, depth=self.parallel)
             for item in chain(items, [None]):
                 if item is not None:
                     group.append(item)
@@ -639,7 +640,8 @@ def _prefetch(handle: BinaryIO, start: int, batch_bytes: int, source: str,
                 chunk = chunker.next_chunk(final=True)
                 if chunk is None:
                     break
-                item = (chunk, encode_chunk(source, chunk))
+                # Keep only the encoded rows: the raw bytes are not needed any more.
+                item = (Chunk(chunk.start, chunk.end, b"", chunk.lines), encode_chunk(source, chunk))
                 while not stop.is_set():
                     try:
                         out.put(item, timeout=0.1)

@@ -58,18 +58,24 @@ _HMS = [f"{h:02d}:{m:02d}:{sec:02d}" for h in range(24) for m in range(60) for s
 _last_second = [-1, "", ""]
 
 
+def _second(sec: int) -> None:
+    """Point the time-string cache at second ``sec`` (epoch)."""
+    day, rem = divmod(sec, 86400)
+    date = _day_cache.get(day)
+    if date is None:
+        date = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%d")
+        _day_cache[day] = date
+    hms = _HMS[rem]
+    last = _last_second
+    last[0], last[1], last[2] = sec, date + "T" + hms, date + " " + hms
+
+
 def format_times(t: float) -> tuple[str, str]:
     """(event time ``2023-05-23T14:12:17.308123+00:00``, log asctime ``2023-05-23 14:12:17,308``)."""
     sec = int(t)
     last = _last_second
     if sec != last[0]:
-        day, rem = divmod(sec, 86400)
-        date = _day_cache.get(day)
-        if date is None:
-            date = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%d")
-            _day_cache[day] = date
-        hms = _HMS[rem]
-        last[0], last[1], last[2] = sec, date + "T" + hms, date + " " + hms
+        _second(sec)
     micro = int((t - sec) * 1_000_000)
     # Python's isoformat drops the fraction when it is zero; so does Open edX's log.
     if micro:
@@ -80,8 +86,14 @@ def format_times(t: float) -> tuple[str, str]:
 
 def str_datetime(t: float) -> str:
     """``str(datetime)`` as grade events write it: ``2023-05-12 20:55:53.096285+00:00``."""
-    iso, _ = format_times(t)
-    return iso.replace("T", " ")
+    sec = int(t)
+    last = _last_second
+    if sec != last[0]:
+        _second(sec)
+    micro = int((t - sec) * 1_000_000)
+    if micro:
+        return last[2] + "." + str(1_000_000 + micro)[1:] + "+00:00"
+    return last[2] + "+00:00"
 
 
 @dataclass
@@ -147,6 +159,10 @@ class CourseInfo:
         for sub in course.subsections():
             if sub.graded:
                 self.graded_subs.setdefault(sub.assignment_type, []).append(sub)
+        # (weight of the type / number of its subsections, subsection, points possible)
+        self.grade_terms = [(self.weights.get(kind, 0.0) / len(subs), sub.block_id, self.possible_by_sub[sub.block_id])
+                            for kind, subs in self.graded_subs.items() for sub in subs
+                            if self.possible_by_sub[sub.block_id]]
         self.edited = str_datetime(course.edited.timestamp())
         self.threads: list[tuple[str, float, str]] = []  # (thread id, created, commentable id)
         self.server_ctx_head = f'"context": {{"course_id": "{self.cid}", "course_user_tags": {{}}, "user_id": '
@@ -196,7 +212,7 @@ class JourneyWriter:
         sec = int(t)
         last = _last_second
         if sec != last[0]:
-            format_times(t)
+            _second(sec)
         micro = int((t - sec) * 1_000_000)
         if micro:
             digits = str(1_000_000 + micro)
@@ -216,7 +232,7 @@ class JourneyWriter:
         sec = int(t)
         last = _last_second
         if sec != last[0]:
-            format_times(t)
+            _second(sec)
         micro = int((t - sec) * 1_000_000)
         if micro:
             digits = str(1_000_000 + micro)
@@ -503,15 +519,14 @@ class JourneyWriter:
 
 
 def course_percent(info: CourseInfo, e: Enrollment) -> float:
-    """The course grade as Open edX's weighted grader computes it (no drops), rounded to 2 places."""
+    """The course grade as Open edX's weighted grader computes it (no drops), rounded to 2 places:
+    per assignment type, the mean of its subsections' graded ratios, times the type's weight."""
     total = 0.0
-    for kind, subs in info.graded_subs.items():
-        ratios = []
-        for sub in subs:
-            grade = e.subsection_grades.get(sub.block_id)
-            possible = info.possible_by_sub[sub.block_id]
-            ratios.append(grade[2] / possible if grade and possible else 0.0)
-        total += info.weights.get(kind, 0.0) * (sum(ratios) / len(ratios) if ratios else 0.0)
+    grades = e.subsection_grades
+    for weight, block_id, possible in info.grade_terms:
+        grade = grades.get(block_id)
+        if grade is not None:
+            total += weight * grade[2] / possible
     return round(total + 1e-9, 2)
 
 

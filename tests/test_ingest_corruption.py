@@ -8,7 +8,6 @@ and reason; the valid events around them all land, each once.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 import threading

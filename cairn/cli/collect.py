@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
-import sys
 import time
 from pathlib import Path
 from typing import List
@@ -60,6 +58,11 @@ def collect_command(
                           batch_bytes=st.config["collector.batch_bytes"], state_dir=st.config.data_dir, echo=echo,
                           reconnect=reconnect)
     install_signal_handlers(collector)
+    import glob
+
+    for source in chosen:
+        if source != "-" and not glob.has_magic(source) and not Path(source).expanduser().exists():
+            echo(f"{source} does not exist yet: waiting for it")
     described = ", ".join(chosen)
     echo(f"collecting {described} into {engine.database} ({engine.describe()})")
     collector.run()
@@ -100,7 +103,8 @@ def backfill_batch_bytes(config) -> int:
 
 def backfill_command(
     ctx: typer.Context,
-    paths: List[Path] = typer.Argument(..., help="Past tracking logs: plain or gzip-compressed, rotated or not."),
+    paths: List[Path] = typer.Argument(..., metavar="PATH...",
+                                       help="Past tracking logs (files or folders): plain or gzip-compressed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     parallel: int = typer.Option(1, "--parallel", min=1, max=8,
                                  help="Chunks inserted at the same time (embedded engine: one connection each)."),

@@ -180,7 +180,7 @@ def live(result: DemoResult, rate: float, duration: float | None = None,
     enrollments = [e for e in result.enrollments if e.deactivated_at is None] or result.enrollments
     writer = result.writer
     writer.truth = GroundTruth()  # live events are not part of the ground truth
-    writer.by_name = writer.truth.by_name
+    writer.names = []
     writer.time_scale = 0.0005  # a session of an hour lasts about two seconds
     rng = random.Random(result.options.seed + 1)
     added = 0
@@ -195,6 +195,7 @@ def live(result: DemoResult, rate: float, duration: float | None = None,
                 writer.session(e, time.time() + rng.random() * 0.5, rng.randint(1, 3))
             lines = sorted(writer.out)
             writer.out = []
+            writer.names.clear()  # live events are not counted in the ground truth
             out.write("".join(lines))
             out.flush()
             added += len(lines)

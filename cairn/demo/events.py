@@ -24,6 +24,7 @@ import queue
 import random
 import threading
 from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Callable
@@ -201,7 +202,7 @@ class JourneyWriter:
     def __init__(self, courses: list[DemoCourse], truth: GroundTruth | None = None, time_scale: float = 1.0):
         self.info = {course.course_id: CourseInfo(course) for course in courses}
         self.truth = truth or GroundTruth()
-        self.by_name = self.truth.by_name
+        self.names: list[str] = []  # name of every event rendered (counted once at the end)
         self.time_scale = time_scale
         self.out: list[str] = []  # lines; they start with asctime, so sorting them sorts by time
 
@@ -223,8 +224,7 @@ class JourneyWriter:
             f'{asc}{s.prefix}{name}", {s.browser_head}"referer": "{page}", {s.lang_field}'
             f'"event": {event}, "time": "{iso}", "event_type": "{event_type}", "event_source": "browser", '
             f'"page": "{page}"}}\n'))
-        by_name = self.by_name
-        by_name[name] = by_name.get(name, 0) + 1
+        self.names.append(name)
 
     def server(self, t: float, s: "_Session", name: str, path: str, event: str, referer: str,
                module: str = "", page: str = "null", event_type: str | None = None) -> None:
@@ -243,8 +243,7 @@ class JourneyWriter:
             f'{asc}{s.prefix}{name}", {s.server_head}"path": "{path}", "org_id": "{s.org}", "enterprise_uuid": ""'
             f'{module}}}, {s.request}"referer": "{referer}", {s.lang_field}"event": {event}, '
             f'"time": "{iso}", "event_type": "{event_type or name}", "event_source": "server", "page": {page}}}\n'))
-        by_name = self.by_name
-        by_name[name] = by_name.get(name, 0) + 1
+        self.names.append(name)
 
     def celery(self, t: float, cid: str, org: str, name: str, event: str) -> None:
         """A server event emitted by a Celery worker: no user, no request."""
@@ -254,8 +253,7 @@ class JourneyWriter:
             f'"context": {{"course_id": "{cid}", "org_id": "{org}", "enterprise_uuid": ""}}, "username": "", '
             f'"session": "", "ip": "", "agent": "", "host": "", "referer": "", "accept_language": "", '
             f'"event": {event}, "time": "{iso}", "event_type": "{name}", "event_source": "server", "page": null}}\n'))
-        by_name = self.by_name
-        by_name[name] = by_name.get(name, 0) + 1
+        self.names.append(name)
 
     # -- journeys --------------------------------------------------------------
     def enroll(self, e: Enrollment) -> None:
@@ -675,6 +673,8 @@ def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_
     writer.out = []
     flush(float("inf"))
     writer.truth.events = written
+    writer.truth.by_name = dict(Counter(writer.names))
+    writer.names = []
     return written
 
 

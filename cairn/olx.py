@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from cairn.errors import CairnError
 from cairn.scripts.cairn_dump_course_blocks import RECORD_FIELDS, course_block_records, iso_datetime

@@ -11,7 +11,6 @@ import shutil
 import tarfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 

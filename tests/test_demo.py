@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pymysql
 import pytest

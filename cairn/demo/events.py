@@ -47,11 +47,6 @@ def _s(text: str) -> str:
     return json.dumps(text)[1:-1]
 
 
-def _s2(text: str) -> str:
-    """``text`` escaped twice: inside a JSON string that is itself inside a JSON string."""
-    return _s(_s(text))
-
-
 _day_cache: dict[int, str] = {}
 _HMS = [f"{h:02d}:{m:02d}:{sec:02d}" for h in range(24) for m in range(60) for sec in range(60)]
 
@@ -109,7 +104,6 @@ class GroundTruth:
     enrolled: dict[str, int] = field(default_factory=dict)
     passed: dict[str, int] = field(default_factory=dict)
     forum_posts: dict[str, int] = field(default_factory=dict)
-    count_names: bool = True
 
 
 @dataclass
@@ -167,7 +161,6 @@ class CourseInfo:
         self.edited = str_datetime(course.edited.timestamp())
         self.threads: list[tuple[str, float, str]] = []  # (thread id, created, commentable id)
         self.server_ctx_head = f'"context": {{"course_id": "{self.cid}", "course_user_tags": {{}}, "user_id": '
-        self.courseware_path = f"/courses/{self.cid}/courseware/"
         self.names = {c.block_id: _s(c.display_name) for c in course.components()}
         self.modules = {c.block_id: f', "module": {{"display_name": "{_s(c.display_name)}", "usage_key": "{c.usage_key}"}}'
                         for c in course.components()}

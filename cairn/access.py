@@ -308,7 +308,7 @@ class CheckedQuery:
 
 
 _AST_LINE = re.compile(r"^(\s*)(\S+)(?: (.*?))?(?: \(children \d+\))?\s*$")
-_QT_TABLE = re.compile(r"\bTABLE id: \d+(?:, alias: [^,]+)?, table_name: (.+)$")
+_QT_TABLE = re.compile(r"\bTABLE id: \d+(?:, alias: [^,]+)?, table_name: ([^,\s]+)")
 _QT_TABLE_FUNCTION = re.compile(r"\bTABLE_FUNCTION id: \d+(?:, alias: [^,]+)?, table_function_name: ([^,\s]+)")
 _FORMAT_SUFFIX = re.compile(r" FORMAT (\w+)$")
 

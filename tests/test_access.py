@@ -392,6 +392,16 @@ def test_query_parameters_cannot_widen_scope(clients, user):
 
 
 @pytest.mark.parametrize("user", USERS)
+def test_identifier_parameters_are_checked_too(clients, user):
+    client = clients[user]
+    assert client.query("SELECT DISTINCT course_id FROM {t:Identifier}", parameters={"t": "events"}).result_rows \
+        == [(c,) for c in USERS[user]["courses"]]
+    for table in ("_users", "_quarantine"):
+        outcome = _outcome(client, "SELECT count() FROM {t:Identifier}", parameters={"t": table})
+        assert outcome[:2] == ("error", 497), outcome
+
+
+@pytest.mark.parametrize("user", USERS)
 def test_superset_dialect_as_a_restricted_user(served, user):
     import sqlalchemy as sa
 

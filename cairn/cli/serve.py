@@ -15,7 +15,7 @@ def serve_command(
     ctx: typer.Context,
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default serve.host, 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default serve.port, 8123; 0 = any free port)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Queries run at once per user (serve.workers)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Statements run in the engine at once (serve.workers, default: cores)."),
 ) -> None:
     """Serve the embedded datalake over the ClickHouse HTTP interface (clickhouse-connect, Superset, curl).
 

@@ -440,3 +440,31 @@ def test_scope_change_takes_effect(served):
         assert "516" in str(info.value)
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def sqlalchemy_engines(served):
+    import sqlalchemy as sa
+
+    engines = {user: sa.create_engine(f"clickhousedb://{user}:{PASSWORD}@{served.host}:{served.port}/openedx")
+               for user in USERS}
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.mark.parametrize("user", USERS)
+@pytest.mark.parametrize("sql", MUST_FAIL + STATEMENTS_MUST_FAIL)
+def test_superset_dialect_refuses_the_same_attempts(sqlalchemy_engines, undeclared_table, user, sql):
+    with sqlalchemy_engines[user].connect() as conn:
+        with pytest.raises(Exception) as info:
+            conn.exec_driver_sql(sql).fetchall()
+        assert "Code: " in str(info.value) or "code: " in str(info.value)
+
+
+@pytest.mark.parametrize("user", USERS)
+@pytest.mark.parametrize("sql", ROWS_ONLY_ALLOWED[:12])
+def test_superset_dialect_sees_only_the_users_rows(sqlalchemy_engines, user, sql):
+    with sqlalchemy_engines[user].connect() as conn:
+        seen = {row[0] for row in conn.exec_driver_sql(sql).fetchall()}
+    assert seen and seen <= USERS[user]["courses"]

@@ -343,3 +343,29 @@ def test_collector_body_limit_sigterm_and_release(tmp_path):
             engine.close()
     finally:
         stop_server(served)
+
+
+def test_compressed_bodies_and_responses_over_plain_http(served):
+    import gzip as gzip_module
+
+    import lz4.frame
+    import zstandard
+
+    auth = (served.admin_user, served.admin_password)
+    rows = b"".join(b'{"id":%d,"s":"v%d"}\n' % (i, i) for i in range(3000))
+    with httpx.Client(base_url=served.url, auth=auth, timeout=60) as http:
+        http.post("/", content=b"CREATE TABLE IF NOT EXISTS openedx.scratch_enc (id UInt32, s String) "
+                               b"ENGINE = MergeTree ORDER BY id")
+        http.post("/", content=b"TRUNCATE TABLE openedx.scratch_enc")
+        insert = {"query": "INSERT INTO openedx.scratch_enc FORMAT JSONEachRow"}
+        for encoding, body in (("gzip", gzip_module.compress(rows)), ("zstd", zstandard.compress(rows)),
+                               ("lz4", lz4.frame.compress(rows))):
+            response = http.post("/", params=insert, content=body, headers={"Content-Encoding": encoding})
+            assert response.status_code == 200, response.text
+        assert http.get("/", params={"query": "SELECT count(), uniqExact(id) FROM openedx.scratch_enc"}).text \
+            == "9000\t3000\n"
+        raw = httpx.get(f"{served.url}/", auth=auth, params={"query": "SELECT s FROM openedx.scratch_enc LIMIT 2",
+                                                             "enable_http_compression": "1"},
+                        headers={"Accept-Encoding": "zstd"})
+        assert raw.headers["Content-Encoding"] == "zstd"
+        assert raw.text.count("\n") == 2

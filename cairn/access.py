@@ -366,6 +366,7 @@ def check_query(session: "EmbeddedSession", sql: str, database: str, tables: Seq
     checked = CheckedQuery(core, fmt, root)
     if root in ("SelectWithUnionQuery", "SelectIntersectExceptQuery"):
         _check_select_ast(ast)
+        _check_ast_tables(ast, database, set(tables), allowed)
         _check_query_tree(session, core, database, allowed, checked, params)
         return checked
     if root == "ShowTables":
@@ -425,6 +426,29 @@ def _check_select_ast(ast: list[tuple[int, str, str]]) -> None:
                 raise AccessDenied(f"function {arg.split(' ')[0]} is not allowed")
         if depth == root_depth + 1 and node == "Literal":
             raise AccessDenied("INTO OUTFILE is not allowed")
+
+
+def _check_ast_tables(ast: list[tuple[int, str, str]], database: str, tables: set[str], allowed: set[str]) -> None:
+    """Every table named in the syntax tree, wherever it is.
+
+    The query tree alone is not enough: the analyzer folds scalar subqueries into
+    constants, and the table they read can vanish from the tree it prints. Unqualified
+    names that are not datalake tables may be CTE names; the query tree resolves those.
+    """
+    system_allowed = _system_filters(database, [])
+    for _, node, arg in ast:
+        if node != "TableIdentifier":
+            continue
+        name = arg.split(" ")[0]
+        if "." in name:
+            db, table = _split_name(name, database)
+            if db == "system":
+                if f"system.{table}" not in system_allowed:
+                    raise AccessDenied(f"table system.{table} is not accessible")
+            elif db != database or table not in allowed:
+                raise AccessDenied(f"table {db}.{table} is not accessible")
+        elif name.startswith(("_", ".")) or (name in tables and name not in allowed):
+            raise AccessDenied(f"table {database}.{name} is not accessible")
 
 
 def _check_query_tree(session: "EmbeddedSession", core: str, database: str, allowed: set[str],

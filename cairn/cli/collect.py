@@ -91,13 +91,17 @@ def uncompressed_size(path: Path) -> int:
 
 # Each insert pays a fixed cost for the materialized views (planning ~10 views, a part
 # per table), so backfill sends bigger inserts than the real-time default of 4 MiB.
+# Through a server the engine's memory is not ours: smaller inserts keep this
+# process small (the HTTP client holds a copy of the body).
 BACKFILL_BATCH_BYTES = 32 * 1024 * 1024
+BACKFILL_BATCH_BYTES_SERVER = 8 * 1024 * 1024
 
 
-def backfill_batch_bytes(config) -> int:
-    """collector.batch_bytes when set by the user, else 32 MiB (amortises the per-insert cost)."""
+def backfill_batch_bytes(config, engine_kind: str = "embedded") -> int:
+    """collector.batch_bytes when set by the user, else 32 MiB embedded / 8 MiB through a server."""
     if config.origins.get("collector.batch_bytes", "default") == "default":
-        return max(config["collector.batch_bytes"], BACKFILL_BATCH_BYTES)
+        wanted = BACKFILL_BATCH_BYTES if engine_kind == "embedded" else BACKFILL_BATCH_BYTES_SERVER
+        return max(config["collector.batch_bytes"], wanted)
     return config["collector.batch_bytes"]
 
 
@@ -125,7 +129,7 @@ def backfill_command(
     files.sort(key=lambda p: p.stat().st_mtime)
     engine = st.engine()
     _require_schema(st)
-    loader = Loader(engine, batch_bytes=backfill_batch_bytes(st.config), parallel=parallel)
+    loader = Loader(engine, batch_bytes=backfill_batch_bytes(st.config, engine.kind), parallel=parallel)
     sizes = {f: uncompressed_size(f) for f in files}
     results = []
     started = time.monotonic()

@@ -290,3 +290,18 @@ def test_live_appends_current_events(tmp_path):
     for line in lines[before:]:
         event = json.loads(LINE.match(line).group(4))
         assert abs(datetime.fromisoformat(event["time"]).timestamp() - began) < 30
+
+
+def test_no_event_of_the_history_is_after_its_end(tmp_path):
+    """Certificates are issued up to days after passing: none may land in the future."""
+    import json as _json
+    from datetime import datetime as _dt, timezone as _tz
+
+    from cairn.demo import DemoOptions, generate_demo, period
+
+    options = DemoOptions(learners=300, courses=2, days=20, seed=7, output=tmp_path / "demo", mysql=False,
+                          write_courses=False)
+    result = generate_demo(options)
+    _, end = period(options)
+    latest = max(_json.loads(line[line.index("{"):])["time"] for line in result.tracking_log.open())
+    assert _dt.fromisoformat(latest).timestamp() <= end

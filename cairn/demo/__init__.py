@@ -100,6 +100,7 @@ def generate_demo(options: DemoOptions, mysql_params: Any = None) -> DemoResult:
     enrollments = build_enrollments(rng, learners, courses, options.seed, start, end)
     truth = GroundTruth()
     writer = JourneyWriter(courses, truth)
+    writer.history_end = end
     log_path = output / "tracking.log"
     with ThreadedWriter(log_path) as out:
         events = render_history(writer, enrollments, end, out)
@@ -182,6 +183,7 @@ def live(result: DemoResult, rate: float, duration: float | None = None,
     writer.truth = GroundTruth()  # live events are not part of the ground truth
     writer.names = []
     writer.time_scale = 0.0005  # a session of an hour lasts about two seconds
+    writer.history_end = None  # live events happen now
     rng = random.Random(result.options.seed + 1)
     added = 0
     began = time.time()

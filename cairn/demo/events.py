@@ -197,6 +197,7 @@ class JourneyWriter:
         self.truth = truth or GroundTruth()
         self.names: list[str] = []  # name of every event rendered (counted once at the end)
         self.time_scale = time_scale
+        self.history_end: float | None = None  # no event of the history may be later than this
         self.out: list[str] = []  # lines; they start with asctime, so sorting them sorts by time
 
     # -- low-level emitters ------------------------------------------------
@@ -466,6 +467,8 @@ class JourneyWriter:
             if e.mode in CERTIFICATE_MODES:
                 uuid = f"{e.rng.getrandbits(128):032x}"
                 when = e.passed_at + e.rng.uniform(60, 3 * 86400) * self.time_scale
+                if self.history_end is not None and when >= self.history_end:
+                    return  # generated after the history ends: not issued yet (no events in the future)
                 e.certificate = (uuid, "downloadable", when)
                 cs = _Session(info, e, when)
                 self.server(when, cs, "edx.certificate.created", "/api/certificates/v0/certificates/generate",

@@ -51,6 +51,7 @@ ROTATE_GRACE = 1.0  # seconds a rotated file must stay quiet before its partial 
 IDLE_COMMIT = 1.0  # seconds of quiet before a stream writes its commit row
 MAX_CHUNKS_PER_CYCLE = 4  # per file, so that one big backlog does not starve the others
 BACKOFF_MAX = 5.0
+COPY_ATTEMPTS = 15  # x 0.2 s: how long a copytruncate copy may take to appear (or finish compressing)
 STDIN_QUEUE_BLOCKS = 64  # 64 KiB blocks: at most 4 MiB of stdin waits in memory
 
 
@@ -326,7 +327,12 @@ class Collector:
         for identity, followed in list(self.files.items()):
             if self.stop.is_set():
                 break
-            if not followed.compressed and self._truncated(followed):
+            try:
+                truncated = not followed.compressed and self._truncated(followed)
+            except OSError as exc:  # a file system race must never stop the collector
+                self.echo(f"cannot check {followed.path}: {exc}")
+                continue
+            if truncated:
                 self._handle_truncation(identity, followed)
                 continue
             sent = 0
@@ -385,28 +391,43 @@ class Collector:
         return False
 
     def _handle_truncation(self, identity: tuple[int, int], followed: Followed) -> None:
-        """copytruncate: finish the old content from its copy, then start over on the file."""
-        copy = self._find_copy(followed)
-        position = followed.stream.sent_end
-        if copy is None:
+        """copytruncate: finish the old content from its copy, then start over on the file.
+
+        The copy may be compressed and deleted while we look (logrotate's compress):
+        a vanished or half-written copy is looked for again for a few seconds.
+        """
+        found = None
+        for _ in range(COPY_ATTEMPTS):
+            copy = self._find_copy(followed)
+            if copy is not None:
+                try:
+                    self._read_copy(copy, followed)
+                    found = copy
+                    break
+                except (OSError, EOFError) as exc:
+                    log.debug("copy %s not readable yet: %s", copy, exc)
+            if self.stop.wait(0.2):
+                raise Stopped()
+        if found is None:
             self.echo(f"{followed.path} was truncated and no rotated copy was found next to it; "
-                      f"lines written after byte {position:,} before the truncation are lost")
+                      f"lines written after byte {followed.stream.sent_end:,} before the truncation are lost")
         else:
-            self.echo(f"{followed.path} was truncated; reading its end from {copy}")
-            compressed = is_gzip(copy)
-            with _open_followed(copy, compressed) as handle:
-                chunker = LineChunker(handle, position, self.batch_bytes)
-                while True:
-                    chunk = chunker.next_chunk(final=True)
-                    if chunk is None:
-                        break
-                    self._send(followed.stream, chunk, chunk.end)
-            st = os.stat(copy)
-            self.known[(st.st_dev, st.st_ino)] = (st.st_size, st.st_mtime_ns)
+            self.echo(f"{followed.path} was truncated; reading its end from {found}")
         self._retry(followed.stream.commit)
         followed.handle.close()
         del self.files[identity]
         # The file at this inode now holds new content: discovered again as a new stream.
+
+    def _read_copy(self, copy: str, followed: Followed) -> None:
+        with _open_followed(copy, is_gzip(copy)) as handle:
+            st = os.fstat(handle.fileno())
+            chunker = LineChunker(handle, followed.stream.sent_end, self.batch_bytes)
+            while True:
+                chunk = chunker.next_chunk(final=True)
+                if chunk is None:
+                    break
+                self._send(followed.stream, chunk, chunk.end)
+        self.known[(st.st_dev, st.st_ino)] = (st.st_size, st.st_mtime_ns)
 
     def _find_copy(self, followed: Followed) -> str | None:
         folder = os.path.dirname(followed.path) or "."

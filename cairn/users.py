@@ -204,3 +204,12 @@ class Authenticator:
             self._verified[key] = user.password_hash
             return user
         return None
+
+
+def users_status(engine: "Engine", config: "Config") -> dict:
+    """`cairn status` section: the datalake accounts and their scopes (no hashes)."""
+    exists = engine.query_value("SELECT count() FROM system.tables WHERE database = {db:String} AND name = '_users'",
+                                {"db": engine.database})
+    users = list_users(engine) if exists else []
+    return {"title": "datalake users",
+            "rows": [{"user": u.name, "scope": u.describe_scope()} for u in users]}

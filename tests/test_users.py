@@ -103,6 +103,10 @@ def test_cli_through_a_running_server():
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("Error: 'nope' is not an Open edX course id")
     assert "Traceback" not in bad.stderr
+    status = json.loads(served.cairn("status", "--json").stdout)
+    section = next(x for x in status["sections"] if x["title"] == "datalake users")
+    assert {"user": "cli_user", "scope": f"course {C1}, org OrgB"} in section["rows"]
+    assert "argon2" not in json.dumps(status)
     served.cairn("deleteuser", "cli_user")
     assert "cli_user" not in served.cairn("listusers").stdout
 

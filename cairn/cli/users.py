@@ -68,6 +68,11 @@ def listusers_command(ctx: typer.Context,
 
 
 def register(app: typer.Typer) -> None:
+    from cairn.status import STATUS_SECTIONS
+    from cairn.users import users_status
+
+    if users_status not in STATUS_SECTIONS:
+        STATUS_SECTIONS.append(users_status)
     app.command("createuser")(createuser_command)
     app.command("deleteuser")(deleteuser_command)
     app.command("listusers")(listusers_command)

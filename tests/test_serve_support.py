@@ -149,7 +149,9 @@ def shared_server() -> Served:
     global _SHARED
     if _SHARED is None or _SHARED.process.poll() is not None:
         root = Path(tempfile.mkdtemp(prefix="cairn-serve-tests-"))
-        _SHARED = start_server(root / "data")
+        # The seeded rows go straight into the synced copies; a MySQL database that does not
+        # exist keeps refreshes from replacing them (a failed refresh keeps the last copy).
+        _SHARED = start_server(root / "data", env={"CAIRN_MYSQL_DATABASE": "cairn_serve_tests_absent"})
         atexit.register(stop_server, _SHARED)
         _seed(_SHARED)
     return _SHARED

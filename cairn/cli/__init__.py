@@ -108,8 +108,14 @@ def main_options(
     ctx.call_on_close(ctx.obj.close)
 
 
+# Order of the command groups in `cairn --help`: the data flow, then the rest by name.
+_HELP_ORDER = ["core", "up", "collect", "serve", "users", "mysql", "courses", "demo"]
+
+
 def _register_commands() -> None:
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    modules = sorted(pkgutil.iter_modules(__path__), key=lambda m: (
+        _HELP_ORDER.index(m.name) if m.name in _HELP_ORDER else len(_HELP_ORDER), m.name))
+    for module in modules:
         loaded = importlib.import_module(f"{__name__}.{module.name}")
         register = getattr(loaded, "register", None)
         if register is not None:

@@ -166,8 +166,13 @@ def test_replayed_chunk_is_not_counted_twice(datalake, tmp_path):
     from cairn.loader import Chunk
 
     loader = Loader(datalake)
-    data = ("\n".join(json.dumps(event(f"r{i}")) for i in range(10)) + "\n").encode()
+    data = ("\n".join(json.dumps(event("problem_check", time=f"2024-01-01T00:00:{i:02d}+00:00",
+                                         event={"problem_id": f"block-v1:O+C+R+type@problem+block@p{i}",
+                                                "grade": 1, "max_grade": 2}))
+                       for i in range(10)) + "\n").encode()
     for _ in range(3):  # a crash between insert and checkpoint replays the same chunk
         loader.insert_chunk("replay.log", Chunk(0, len(data), data), token="fp:0:%d" % len(data))
     assert datalake.query_value("SELECT count() FROM openedx.events") == 10
+    assert datalake.query_value("SELECT count() FROM openedx.problem_events") == 10  # typed tables too
+    assert datalake.query_value("SELECT sum(grade) / sum(max_grade) FROM openedx.problem_events") == 0.5
     assert datalake.query_value("SELECT sum(lines) FROM openedx._ingest_stats") == 10

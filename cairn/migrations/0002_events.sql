@@ -51,8 +51,34 @@ ORDER BY (org, course_id, time)
 SETTINGS {{ m.dedup_settings() }}
 COMMENT 'Every Open edX tracking event, one row each';
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS `{{ database }}`._events_mv {{ on_cluster }}
-TO `{{ database }}`.events
+-- Parsed events on their way to `events` and the typed tables (stores nothing). The
+-- payload is decoded once here, so the typed-table views read a column instead of each
+-- re-parsing `raw`.
+CREATE TABLE IF NOT EXISTS `{{ database }}`._event_rows {{ on_cluster }}
+(
+    event_id UUID,
+    time DateTime64(6, 'UTC'),
+    name LowCardinality(String),
+    event_type LowCardinality(String),
+    event_source LowCardinality(String),
+    course_id LowCardinality(String),
+    org LowCardinality(String),
+    user_id Nullable(Int64),
+    username String,
+    session String,
+    page String,
+    path String,
+    raw String,
+    source LowCardinality(String),
+    source_offset UInt64,
+    payload String COMMENT 'the event payload as JSON text (JSON-encoded strings decoded)',
+    context_json String COMMENT 'the context object as JSON text'
+)
+ENGINE = Null
+COMMENT 'Parsed events (internal, stores nothing)';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `{{ database }}`._events_parse {{ on_cluster }}
+TO `{{ database }}`._event_rows
 AS
 SELECT
     reinterpretAsUUID(sipHash128(json)) AS event_id,
@@ -74,7 +100,10 @@ SELECT
     ctx.path AS path,
     json AS raw,
     source,
-    source_offset
+    source_offset,
+    if(payload_is_string AND NOT (match(payload_text, '^\\s*[\\[{]') AND isValidJSON(payload_text)),
+       JSONExtractRaw(json, payload_key), payload_text) AS payload,
+    JSONExtractRaw(json, 'context') AS context_json
 FROM
 (
     SELECT
@@ -85,9 +114,18 @@ FROM
         JSONExtract(json, 'Tuple(name String, event_type String, event_source String, username String, session String, page String)') AS top,
         JSONExtract(json, 'context', 'Tuple(course_id String, org_id String, user_id Nullable(String), path String, username String, session String, page String, event_source String)') AS ctx,
         if(JSONHas(json, 'event'), 'event', 'data') AS payload_key,
-        if(JSONType(json, payload_key) = 'String', JSONExtractString(json, payload_key), JSONExtractRaw(json, payload_key)) AS payload,
-        if(JSONType(payload) = 'Object', JSONExtractString(payload, 'course_id'), '') AS payload_course,
-        if(JSONType(payload) = 'Object', JSONExtract(payload, 'user_id', 'Nullable(Int64)'), NULL) AS payload_user
+        JSONType(json, payload_key) = 'String' AS payload_is_string,
+        multiIf(payload_is_string, JSONExtractString(json, payload_key),
+                JSONHas(json, payload_key), JSONExtractRaw(json, payload_key), '{}') AS payload_text,
+        if(JSONType(payload_text) = 'Object', JSONExtractString(payload_text, 'course_id'), '') AS payload_course,
+        if(JSONType(payload_text) = 'Object', JSONExtract(payload_text, 'user_id', 'Nullable(Int64)'), NULL) AS payload_user
     FROM `{{ database }}`._lines
     WHERE status = 'event'
 );
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `{{ database }}`._events_mv {{ on_cluster }}
+TO `{{ database }}`.events
+AS
+SELECT event_id, time, name, event_type, event_source, course_id, org, user_id, username, session, page, path,
+       raw, source, source_offset
+FROM `{{ database }}`._event_rows;

@@ -33,16 +33,16 @@ TO `{{ database }}`.video_events
 AS
 SELECT
     event_id, time, name, event_type, course_id, org, user_id, username, session,
-    {{ m.block_id_of("coalesce(JSONExtract(event, 'id', 'Nullable(String)'), JSONExtract(event, 'module_id', 'Nullable(String)'), '')") }} AS video_id,
-    JSONExtractString(event, 'code') AS code,
-    coalesce(JSONExtract(event, 'currentTime', 'Nullable(Float64)'), JSONExtract(event, 'current_time', 'Nullable(Float64)')) AS position,
-    JSONExtract(event, 'duration', 'Nullable(Float64)') AS duration,
-    JSONExtract(event, 'old_time', 'Nullable(Float64)') AS old_time,
-    JSONExtract(event, 'new_time', 'Nullable(Float64)') AS new_time,
-    coalesce(JSONExtract(event, 'type', 'Nullable(String)'), JSONExtract(event, 'seek_type', 'Nullable(String)'), '') AS seek_type,
-    JSONExtract(event, 'old_speed', 'Nullable(Float64)') AS old_speed,
-    JSONExtract(event, 'new_speed', 'Nullable(Float64)') AS new_speed
-FROM `{{ database }}`.events
+    {{ m.block_id_of("coalesce(JSONExtract(payload, 'id', 'Nullable(String)'), JSONExtract(payload, 'module_id', 'Nullable(String)'), '')") }} AS video_id,
+    JSONExtractString(payload, 'code') AS code,
+    coalesce(JSONExtract(payload, 'currentTime', 'Nullable(Float64)'), JSONExtract(payload, 'current_time', 'Nullable(Float64)')) AS position,
+    JSONExtract(payload, 'duration', 'Nullable(Float64)') AS duration,
+    JSONExtract(payload, 'old_time', 'Nullable(Float64)') AS old_time,
+    JSONExtract(payload, 'new_time', 'Nullable(Float64)') AS new_time,
+    coalesce(JSONExtract(payload, 'type', 'Nullable(String)'), JSONExtract(payload, 'seek_type', 'Nullable(String)'), '') AS seek_type,
+    JSONExtract(payload, 'old_speed', 'Nullable(Float64)') AS old_speed,
+    JSONExtract(payload, 'new_speed', 'Nullable(Float64)') AS new_speed
+FROM `{{ database }}`._event_rows
 WHERE event_type IN ('load_video', 'play_video', 'pause_video', 'stop_video', 'seek_video', 'speed_change_video',
                      'complete_video', 'show_transcript', 'hide_transcript', 'video_show_cc_menu', 'video_hide_cc_menu')
    OR startsWith(name, 'edx.video.');

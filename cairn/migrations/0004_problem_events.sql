@@ -32,26 +32,26 @@ AS
 SELECT
     event_id, time, name, event_source, course_id, org, user_id, username, session,
     multiIf(
-        JSONExtractString(event, 'problem_id') != '', JSONExtractString(event, 'problem_id'),
-        JSONExtractString(event, 'problem') != '', JSONExtractString(event, 'problem'),
-        JSONExtractString(event, 'module_id') != '', JSONExtractString(event, 'module_id'),
-        JSONExtractString(context, 'module', 'usage_key') != '', JSONExtractString(context, 'module', 'usage_key'),
+        JSONExtractString(payload, 'problem_id') != '', JSONExtractString(payload, 'problem_id'),
+        JSONExtractString(payload, 'problem') != '', JSONExtractString(payload, 'problem'),
+        JSONExtractString(payload, 'module_id') != '', JSONExtractString(payload, 'module_id'),
+        JSONExtractString(context_json, 'module', 'usage_key') != '', JSONExtractString(context_json, 'module', 'usage_key'),
         '') AS problem_id,
     multiIf(
         problem_id != '', {{ m.block_id_of('problem_id') }},
         -- browser problem_check sends only input ids: input_<block id>_2_1=...
-        match(event, 'input_[^=&]+_\\d+_\\d+'), extract(event, 'input_([^=&]+?)_\\d+_\\d+'),
+        match(payload, 'input_[^=&]+_\\d+_\\d+'), extract(payload, 'input_([^=&]+?)_\\d+_\\d+'),
         '') AS block_id,
-    JSONExtract(event, 'attempts', 'Nullable(UInt32)') AS attempts,
-    coalesce(JSONExtract(event, 'grade', 'Nullable(Float64)'), JSONExtract(event, 'weighted_earned', 'Nullable(Float64)')) AS grade,
-    coalesce(JSONExtract(event, 'max_grade', 'Nullable(Float64)'), JSONExtract(event, 'weighted_possible', 'Nullable(Float64)')) AS max_grade,
-    JSONExtractString(event, 'success') AS success,
+    JSONExtract(payload, 'attempts', 'Nullable(UInt32)') AS attempts,
+    coalesce(JSONExtract(payload, 'grade', 'Nullable(Float64)'), JSONExtract(payload, 'weighted_earned', 'Nullable(Float64)')) AS grade,
+    coalesce(JSONExtract(payload, 'max_grade', 'Nullable(Float64)'), JSONExtract(payload, 'weighted_possible', 'Nullable(Float64)')) AS max_grade,
+    JSONExtractString(payload, 'success') AS success,
     multiIf(
-        JSONHas(event, 'answers'), JSONExtractRaw(event, 'answers'),
-        JSONType(event) = 'Array', JSONExtractRaw(event, 1),
-        JSONType(event) = 'String', JSONExtractString(event),
+        JSONHas(payload, 'answers'), JSONExtractRaw(payload, 'answers'),
+        JSONType(payload) = 'Array', JSONExtractRaw(payload, 1),
+        JSONType(payload) = 'String', JSONExtractString(payload),
         '') AS answers
-FROM `{{ database }}`.events
+FROM `{{ database }}`._event_rows
 WHERE event_type IN ('problem_check', 'problem_check_fail', 'problem_graded', 'problem_show', 'showanswer',
                      'problem_save', 'problem_reset', 'problem_rescore', 'problem_rescore_fail',
                      'reset_problem', 'reset_problem_fail', 'save_problem_success', 'save_problem_fail',

@@ -25,10 +25,10 @@ AS
 SELECT
     event_id, time, name,
     replaceOne(name, 'edx.course.enrollment.', '') AS action,
-    if(JSONExtractString(event, 'course_id') != '', JSONExtractString(event, 'course_id'), events.course_id) AS course_id,
-    if({{ m.org_of_course('course_id') }} != '', {{ m.org_of_course('course_id') }}, events.org) AS org,
-    coalesce(JSONExtract(event, 'user_id', 'Nullable(Int64)'), events.user_id) AS user_id,
-    events.user_id AS actor_user_id,
-    JSONExtractString(event, 'mode') AS mode
-FROM `{{ database }}`.events
+    if(JSONExtractString(payload, 'course_id') != '', JSONExtractString(payload, 'course_id'), _event_rows.course_id) AS course_id,
+    if({{ m.org_of_course('course_id') }} != '', {{ m.org_of_course('course_id') }}, _event_rows.org) AS org,
+    coalesce(JSONExtract(payload, 'user_id', 'Nullable(Int64)'), _event_rows.user_id) AS user_id,
+    _event_rows.user_id AS actor_user_id,
+    JSONExtractString(payload, 'mode') AS mode
+FROM `{{ database }}`._event_rows
 WHERE startsWith(name, 'edx.course.enrollment.');

@@ -32,15 +32,15 @@ TO `{{ database }}`.navigation_events
 AS
 SELECT
     event_id, time, name, event_type, course_id, org, user_id, username, session,
-    JSONExtractString(event, 'id') AS sequence_id,
-    coalesce(JSONExtract(event, 'current_tab', 'Nullable(UInt32)'), JSONExtract(event, 'old', 'Nullable(UInt32)')) AS current_tab,
-    coalesce(JSONExtract(event, 'target_tab', 'Nullable(UInt32)'), JSONExtract(event, 'new', 'Nullable(UInt32)')) AS target_tab,
-    JSONExtract(event, 'tab_count', 'Nullable(UInt32)') AS tab_count,
-    JSONExtractString(event, 'current_url') AS current_url,
-    JSONExtractString(event, 'target_url') AS target_url,
-    JSONExtractString(event, 'target_name') AS target_name,
-    JSONExtractString(event, 'widget_placement') AS widget_placement
-FROM `{{ database }}`.events
+    JSONExtractString(payload, 'id') AS sequence_id,
+    coalesce(JSONExtract(payload, 'current_tab', 'Nullable(UInt32)'), JSONExtract(payload, 'old', 'Nullable(UInt32)')) AS current_tab,
+    coalesce(JSONExtract(payload, 'target_tab', 'Nullable(UInt32)'), JSONExtract(payload, 'new', 'Nullable(UInt32)')) AS target_tab,
+    JSONExtract(payload, 'tab_count', 'Nullable(UInt32)') AS tab_count,
+    JSONExtractString(payload, 'current_url') AS current_url,
+    JSONExtractString(payload, 'target_url') AS target_url,
+    JSONExtractString(payload, 'target_name') AS target_name,
+    JSONExtractString(payload, 'widget_placement') AS widget_placement
+FROM `{{ database }}`._event_rows
 WHERE startsWith(name, 'edx.ui.lms.sequence.') OR startsWith(name, 'edx.ui.lms.outline.')
    OR name IN ('edx.ui.lms.link_clicked', 'edx.ui.lms.jump_nav.selected')
    OR event_type IN ('seq_goto', 'seq_next', 'seq_prev');

@@ -32,21 +32,21 @@ TO `{{ database }}`.grade_events
 AS
 SELECT
     event_id, time, name,
-    if(JSONExtractString(event, 'course_id') != '', JSONExtractString(event, 'course_id'), events.course_id) AS course_id,
-    if({{ m.org_of_course('course_id') }} != '', {{ m.org_of_course('course_id') }}, events.org) AS org,
-    coalesce(JSONExtract(event, 'user_id', 'Nullable(Int64)'), events.user_id) AS user_id,
-    JSONExtractString(event, 'block_id') AS block_id,
-    JSONExtract(event, 'weighted_total_earned', 'Nullable(Float64)') AS weighted_total_earned,
-    JSONExtract(event, 'weighted_total_possible', 'Nullable(Float64)') AS weighted_total_possible,
-    JSONExtract(event, 'weighted_graded_earned', 'Nullable(Float64)') AS weighted_graded_earned,
-    JSONExtract(event, 'weighted_graded_possible', 'Nullable(Float64)') AS weighted_graded_possible,
-    JSONExtract(event, 'percent_grade', 'Nullable(Float64)') AS percent_grade,
-    JSONExtractString(event, 'letter_grade') AS letter_grade,
+    if(JSONExtractString(payload, 'course_id') != '', JSONExtractString(payload, 'course_id'), _event_rows.course_id) AS course_id,
+    if({{ m.org_of_course('course_id') }} != '', {{ m.org_of_course('course_id') }}, _event_rows.org) AS org,
+    coalesce(JSONExtract(payload, 'user_id', 'Nullable(Int64)'), _event_rows.user_id) AS user_id,
+    JSONExtractString(payload, 'block_id') AS block_id,
+    JSONExtract(payload, 'weighted_total_earned', 'Nullable(Float64)') AS weighted_total_earned,
+    JSONExtract(payload, 'weighted_total_possible', 'Nullable(Float64)') AS weighted_total_possible,
+    JSONExtract(payload, 'weighted_graded_earned', 'Nullable(Float64)') AS weighted_graded_earned,
+    JSONExtract(payload, 'weighted_graded_possible', 'Nullable(Float64)') AS weighted_graded_possible,
+    JSONExtract(payload, 'percent_grade', 'Nullable(Float64)') AS percent_grade,
+    JSONExtractString(payload, 'letter_grade') AS letter_grade,
     multiIf(name IN ('edx.course.grade.passed.first_time', 'edx.course.grade.now_passed'), true,
             name = 'edx.course.grade.now_failed', false, NULL) AS passed,
-    JSONExtractString(event, 'course_version') AS course_version,
-    JSONExtractString(event, 'event_transaction_id') AS event_transaction_id
-FROM `{{ database }}`.events
+    JSONExtractString(payload, 'course_version') AS course_version,
+    JSONExtractString(payload, 'event_transaction_id') AS event_transaction_id
+FROM `{{ database }}`._event_rows
 WHERE name IN ('edx.grades.subsection.grade_calculated', 'edx.grades.course.grade_calculated',
                'edx.grades.subsection.score_overridden')
    OR startsWith(name, 'edx.course.grade.');

@@ -38,16 +38,16 @@ SELECT
     if(length(splitByChar('.', name)) >= 4, arrayStringConcat(arraySlice(splitByChar('.', name), 4), '.'),
        splitByChar('.', name)[-1]) AS action,
     course_id, org, user_id, username,
-    JSONExtractString(event, 'id') AS post_id,
-    multiIf(JSONExtractString(event, 'discussion', 'id') != '', JSONExtractString(event, 'discussion', 'id'),
+    JSONExtractString(payload, 'id') AS post_id,
+    multiIf(JSONExtractString(payload, 'discussion', 'id') != '', JSONExtractString(payload, 'discussion', 'id'),
             object_type = 'thread', post_id, '') AS thread_id,
-    JSONExtractString(event, 'response', 'id') AS response_id,
-    JSONExtractString(event, 'commentable_id') AS commentable_id,
-    JSONExtractString(event, 'category_name') AS category_name,
-    JSONExtractString(event, 'title') AS title,
-    JSONExtractString(event, 'body') AS body,
-    JSONExtract(event, 'truncated', 'Nullable(Bool)') AS truncated,
-    JSONExtractString(event, 'vote_value') AS vote_value,
-    JSONExtractString(event, 'team_id') AS team_id
-FROM `{{ database }}`.events
+    JSONExtractString(payload, 'response', 'id') AS response_id,
+    JSONExtractString(payload, 'commentable_id') AS commentable_id,
+    JSONExtractString(payload, 'category_name') AS category_name,
+    JSONExtractString(payload, 'title') AS title,
+    JSONExtractString(payload, 'body') AS body,
+    JSONExtract(payload, 'truncated', 'Nullable(Bool)') AS truncated,
+    JSONExtractString(payload, 'vote_value') AS vote_value,
+    JSONExtractString(payload, 'team_id') AS team_id
+FROM `{{ database }}`._event_rows
 WHERE startsWith(name, 'edx.forum.');

@@ -23,14 +23,14 @@ TO `{{ database }}`.completion_events
 AS
 SELECT
     event_id, time,
-    multiIf(JSONExtractString(event, 'course_id') != '', JSONExtractString(event, 'course_id'),
-            JSONExtractString(event, 'context_key') != '', JSONExtractString(event, 'context_key'),
-            events.course_id) AS course_id,
-    if({{ m.org_of_course('course_id') }} != '', {{ m.org_of_course('course_id') }}, events.org) AS org,
-    coalesce(JSONExtract(event, 'user_id', 'Nullable(Int64)'), events.user_id) AS user_id,
-    JSONExtractString(event, 'block_id') AS block_id,
-    if(JSONExtractString(event, 'block_type') != '', JSONExtractString(event, 'block_type'),
+    multiIf(JSONExtractString(payload, 'course_id') != '', JSONExtractString(payload, 'course_id'),
+            JSONExtractString(payload, 'context_key') != '', JSONExtractString(payload, 'context_key'),
+            _event_rows.course_id) AS course_id,
+    if({{ m.org_of_course('course_id') }} != '', {{ m.org_of_course('course_id') }}, _event_rows.org) AS org,
+    coalesce(JSONExtract(payload, 'user_id', 'Nullable(Int64)'), _event_rows.user_id) AS user_id,
+    JSONExtractString(payload, 'block_id') AS block_id,
+    if(JSONExtractString(payload, 'block_type') != '', JSONExtractString(payload, 'block_type'),
        extract(block_id, 'type@([^+]+)')) AS block_type,
-    JSONExtract(event, 'completion', 'Nullable(Float64)') AS completion
-FROM `{{ database }}`.events
+    JSONExtract(payload, 'completion', 'Nullable(Float64)') AS completion
+FROM `{{ database }}`._event_rows
 WHERE name = 'edx.completion.block_completion.changed';

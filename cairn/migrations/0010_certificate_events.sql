@@ -28,13 +28,13 @@ AS
 SELECT
     event_id, time, name,
     replaceOne(name, 'edx.certificate.', '') AS action,
-    if(JSONExtractString(event, 'course_id') != '', JSONExtractString(event, 'course_id'), events.course_id) AS course_id,
-    if({{ m.org_of_course('course_id') }} != '', {{ m.org_of_course('course_id') }}, events.org) AS org,
-    coalesce(JSONExtract(event, 'user_id', 'Nullable(Int64)'), events.user_id) AS user_id,
-    JSONExtractString(event, 'certificate_id') AS certificate_id,
-    JSONExtractString(event, 'certificate_url') AS certificate_url,
-    JSONExtractString(event, 'enrollment_mode') AS enrollment_mode,
-    JSONExtractString(event, 'generation_mode') AS generation_mode,
-    JSONExtractString(event, 'source') AS source
-FROM `{{ database }}`.events
+    if(JSONExtractString(payload, 'course_id') != '', JSONExtractString(payload, 'course_id'), _event_rows.course_id) AS course_id,
+    if({{ m.org_of_course('course_id') }} != '', {{ m.org_of_course('course_id') }}, _event_rows.org) AS org,
+    coalesce(JSONExtract(payload, 'user_id', 'Nullable(Int64)'), _event_rows.user_id) AS user_id,
+    JSONExtractString(payload, 'certificate_id') AS certificate_id,
+    JSONExtractString(payload, 'certificate_url') AS certificate_url,
+    JSONExtractString(payload, 'enrollment_mode') AS enrollment_mode,
+    JSONExtractString(payload, 'generation_mode') AS generation_mode,
+    JSONExtractString(payload, 'source') AS source
+FROM `{{ database }}`._event_rows
 WHERE startsWith(name, 'edx.certificate.');

@@ -4,7 +4,7 @@
 
 Generates the history (no MySQL, the part that scales with events) and prints the
 number of events, the seconds spent rendering and writing the log, and the rate.
-The target is 1 million events at >= 50,000 events/s (docs/parts/benchmarks-demo.md).
+The target is 1 million events at >= 50,000 events/s (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Python only moves bytes: it cuts files into chunks of whole lines and streams th
 into ``_ingest``, where ClickHouse classifies and parses every line (see
 ``migrations/0001_ingest.sql``).
 
-Exactly-once protocol (see docs/parts/collector.md). A file is a *stream* named by
+Exactly-once protocol (see docs/collector.md). A file is a *stream* named by
 its fingerprint (hash of its first line). Its checkpoint row in ``_checkpoints`` says
 ``offset`` (every byte before it is in the datalake) and ``pending_end`` (the range
 ``offset..pending_end`` may or may not be). Per chunk:

@@ -6,7 +6,7 @@
 * The datalake side (``users``, ``enrollments``, ... in live or synced mode) is defined by
   migration ``0100_mysql_tables.sql``; ``apply`` re-runs it after a configuration change,
   ``sync`` copies now, ``check_schema`` compares columns, ``sync_status`` says how old
-  each copy is. See docs/parts/mysql.md.
+  each copy is. See docs/mysql.md.
 """
 
 from __future__ import annotations

@@ -495,10 +495,10 @@ def test_cli_sync_status_and_errors(tmp_path, mysql_db, capsys):
 
 
 def test_docs_describe_every_column(tmp_path):
-    """docs/parts/mysql.md documents every column of the MySQL tables and views."""
+    """docs/mysql.md documents every column of the MySQL tables and views."""
     from conftest import PROJECT_ROOT
 
-    doc = (PROJECT_ROOT / "docs" / "parts" / "mysql.md").read_text()
+    doc = (PROJECT_ROOT / "docs" / "mysql.md").read_text()
     cfg = load_config(overrides={"data_dir": str(tmp_path / "data"), "mysql.port": 1})
     engine = open_engine(cfg)
     try:

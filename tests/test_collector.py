@@ -251,14 +251,16 @@ def test_backfill_killed_at_random_moments_resumes_exactly(lake, tmp_path):
     rng = random.Random(3)
     lines = Lines(3)
     plain = tmp_path / "tracking.log.1"
-    plain.write_bytes(lines.take(2000))
+    plain.write_bytes(lines.take(6000))
     compressed = tmp_path / "tracking.log.2.gz"
     with gzip.open(compressed, "wb") as out:
-        out.write(lines.take(1000))
-    env = {"CAIRN_COLLECTOR_BATCH_BYTES": str(256 * 1024)}  # many chunks: many moments to die in
+        out.write(lines.take(2000))
+    env = {"CAIRN_COLLECTOR_BATCH_BYTES": str(128 * 1024)}  # many chunks: many moments to die in
     everything = lines.times()
     kills = 0
-    for attempt in range(3):
+    for attempt in range(6):  # until the load was really interrupted three times (speed varies)
+        if kills >= 3:
+            break
         process = subprocess.Popen([CAIRN, "--data-dir", str(lake), "backfill", "-q", "--parallel", "2",
                                     str(plain), str(compressed)],
                                    env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -26,9 +26,23 @@ def run_statements(engine: "Engine", sql: str, fmt: str, out: BinaryIO) -> None:
     if not statements:
         raise CairnError("no SQL statement given")
     for statement in statements:
+        if not returns_rows(statement):  # DDL, INSERT, SYSTEM...: no FORMAT clause allowed
+            engine.command(statement)
+            continue
         own = _OWN_FORMAT.search(statement) is not None
         out.write(engine.raw_query(statement, fmt=None if own else fmt))
         out.flush()
+
+
+_ROW_KEYWORDS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "CHECK", "VALUES"}
+_LEADING_COMMENTS = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/)*", re.DOTALL)
+
+
+def returns_rows(statement: str) -> bool:
+    """Whether a statement produces a result to print (so a FORMAT applies to it)."""
+    body = _LEADING_COMMENTS.sub("", statement).lstrip("(").lstrip()
+    keyword = re.match(r"[A-Za-z]+", body)
+    return bool(keyword) and keyword.group(0).upper() in _ROW_KEYWORDS
 
 
 def interactive_shell(engine: "Engine", history_file: Path, fmt: str) -> None:

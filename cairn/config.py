@@ -41,6 +41,17 @@ def _parse_port(value: Any) -> int:
     return port
 
 
+def _parse_listen_port(value: Any) -> int:
+    """A port to listen on: 0 asks the system for any free port."""
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a port number between 0 (any free port) and 65535") from None
+    if not 0 <= port <= 65535:
+        raise ValueError("expected a port number between 0 (any free port) and 65535")
+    return port
+
+
 def _parse_positive_float(value: Any) -> float:
     try:
         number = float(value)
@@ -169,7 +180,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("courses.poll_interval", 60.0, _parse_positive_float,
             "seconds between checks for published courses (course_overviews.modified) or changed exports"),
     Setting("serve.host", "127.0.0.1", str, "address `cairn serve` listens on (0.0.0.0 for every interface)"),
-    Setting("serve.port", 8123, _parse_port, "port of `cairn serve` (ClickHouse HTTP interface)"),
+    Setting("serve.port", 8123, _parse_listen_port, "port of `cairn serve` (ClickHouse HTTP interface)"),
     Setting("serve.workers", max(2, os.cpu_count() or 2), _parse_positive_int,
             "statements `cairn serve` runs in the engine at once, more wait their turn (default: cores)"),
     Setting("serve.max_body_bytes", 256 * 1024 * 1024, _parse_positive_int,

@@ -93,13 +93,13 @@ def prepare(config: "Config", demo: DemoSettings | None, say: Callable[[str], No
 
 def _prepare_demo(engine, config: "Config", demo: DemoSettings, demo_dir: Path,
                   say: Callable[[str], None], notes: list[str]):
-    from cairn.demo import DemoOptions, generate_demo, live
+    from cairn.demo import DemoOptions, generate_demo
     from cairn.olx import import_course
 
     marker = demo_dir / "cairn-up.json"
     if marker.exists():
         say(f"demo platform already in {demo_dir} (delete the folder to make a new one)")
-        return None
+        return _resume_demo(json.loads(marker.read_text()), demo, demo_dir)
     mysql_problem = _mysql_reachable(config) if config["mysql.enabled"] else "mysql.enabled is false"
     if mysql_problem:
         notes.append(f"demo without MySQL data: {mysql_problem}")
@@ -116,14 +116,40 @@ def _prepare_demo(engine, config: "Config", demo: DemoSettings, demo_dir: Path,
         for imported in import_course(engine, folder):
             say(f"  course {imported.course_id}: {imported.blocks} blocks")
     marker.write_text(json.dumps({"created": datetime.now(timezone.utc).isoformat(), "seed": demo.seed,
-                                  "start": start.isoformat(), "mysql_database": config["mysql.database"]}))
-    if demo.live_rate <= 0:
+                                  "start": start.isoformat(), "learners": demo.learners,
+                                  "courses": demo.courses, "days": demo.days,
+                                  "mysql_database": config["mysql.database"]}))
+    return _live_feed(result, demo.live_rate)
+
+
+def _live_feed(result, rate: float):
+    """A function starting the thread that appends live events to the demo's tracking log."""
+    from cairn.demo import live
+
+    if rate <= 0:
         return None
 
     def start_live() -> threading.Thread:
-        thread = threading.Thread(target=live, args=(result, demo.live_rate, None), name="cairn-demo-live",
-                                  daemon=True)
+        thread = threading.Thread(target=live, args=(result, rate, None), name="cairn-demo-live", daemon=True)
         thread.start()
         return thread
 
     return start_live
+
+
+def _resume_demo(marker: dict, demo: DemoSettings, demo_dir: Path):
+    """Live events for a demo made by an earlier run: rebuild its learners and courses
+    (same seed, same first day: same platform) in memory, and append to its log."""
+    import tempfile
+
+    from cairn.demo import DemoOptions, generate_demo
+
+    if demo.live_rate <= 0 or "learners" not in marker:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        options = DemoOptions(learners=marker["learners"], courses=marker["courses"], days=marker["days"],
+                              seed=marker["seed"], output=Path(scratch),
+                              start=datetime.fromisoformat(marker["start"]), mysql=False, write_courses=False)
+        result = generate_demo(options)
+    result.tracking_log = demo_dir / "tracking.log"
+    return _live_feed(result, demo.live_rate)

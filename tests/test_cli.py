@@ -146,3 +146,12 @@ def test_interactive_shell_runs_statements_and_keeps_history(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     history = (tmp_path / ".cairn" / "client_history").read_text()
     assert "SELECT 40 +" in history and "SELECT * FROM nowhere;" in history
+
+
+def test_client_runs_statements_that_return_no_rows(tmp_path):
+    cairn("migrate", cwd=tmp_path)
+    script = ("CREATE TABLE openedx.scratch (x UInt8) ENGINE = Memory;\n"
+              "INSERT INTO openedx.scratch VALUES (1), (2);\n"
+              "-- a comment first\nSELECT sum(x) FROM openedx.scratch;\n"
+              "(SELECT 7);\nOPTIMIZE TABLE openedx.events;\nDROP TABLE openedx.scratch;\n")
+    assert cairn("client", "-q", script, cwd=tmp_path).stdout == "3\n7\n"

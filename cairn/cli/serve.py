@@ -25,10 +25,12 @@ def serve_command(
     from cairn.server import CairnService, ServeOptions
 
     st = state(ctx)
-    cfg = st.config
-    options = ServeOptions(host=host if host is not None else cfg["serve.host"],
-                           port=port if port is not None else cfg["serve.port"],
-                           workers=workers or cfg["serve.workers"],
+    # Flags are settings too: validated the same way (a bad --port is one clear line).
+    flags = {"serve.host": host, "serve.port": port, "serve.workers": workers}
+    cfg = st.config.with_overrides({k: v for k, v in flags.items() if v is not None})
+    options = ServeOptions(host=cfg["serve.host"],
+                           port=cfg["serve.port"],
+                           workers=cfg["serve.workers"],
                            max_body_bytes=cfg["serve.max_body_bytes"],
                            display_name=cfg["serve.display_name"])
     service = CairnService(cfg, options, log_line=lambda text: console.print(text, highlight=False))

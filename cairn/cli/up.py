@@ -12,8 +12,10 @@ from cairn.cli import console, state
 
 def up_command(
     ctx: typer.Context,
-    demo: bool = typer.Option(False, "--demo", help="On first run, create a demo Open edX platform to explore "
-                                                    "(MySQL database cairn_demo, courses, a live tracking log)."),
+    demo: bool = typer.Option(False, "--demo", help="Create a demo Open edX platform to explore on first run "
+                                                    "(MySQL database cairn_demo, courses, tracking log in "
+                                                    "DATA_DIR/demo), and keep adding live events to it on "
+                                                    "every run."),
     learners: int = typer.Option(500, "--learners", help="--demo: number of learners."),
     live_rate: float = typer.Option(5.0, "--live-rate", help="--demo: events per second appended while running "
                                                              "(0: none)."),
@@ -30,6 +32,9 @@ def up_command(
     from cairn.stack import DemoSettings, prepare
 
     st = state(ctx)
+    # Validate the flags before preparing anything (a bad --port must not cost a demo).
+    flags = {"serve.host": host, "serve.port": port}
+    st._config = st.config.with_overrides({k: v for k, v in flags.items() if v is not None})
     settings = DemoSettings(learners=learners, live_rate=live_rate) if demo else None
     prepared = prepare(st.config, settings, say=lambda text: console.print(escape(text), highlight=False))
     for note in prepared.notes or []:
@@ -38,7 +43,7 @@ def up_command(
     if prepared.start_live is not None:
         prepared.start_live()
         console.print(f"appending about {live_rate:g} live events/s to the demo tracking log", highlight=False)
-    serve_command(ctx, host=host, port=port, workers=None)
+    serve_command(ctx, host=None, port=None, workers=None)
 
 
 def register(app: typer.Typer) -> None:

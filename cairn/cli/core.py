@@ -30,13 +30,15 @@ def config_command(
         console.print_json(json.dumps(values, default=str))
         return
     table = Table(title=f"Cairn configuration (file: {cfg.file or 'none'})", title_justify="left")
-    table.add_column("setting")
-    table.add_column("value")
-    table.add_column("from")
-    table.add_column("environment variable", style="dim")
+    table.add_column("setting", overflow="fold")
+    table.add_column("value", overflow="fold")
+    table.add_column("from", overflow="fold")
+    table.add_column("environment variable", style="dim", overflow="fold")
+    table.add_column("meaning", overflow="fold")
     for name, value in values.items():
+        setting = SETTINGS_BY_NAME[name]
         table.add_row(name, escape(json.dumps(value) if not isinstance(value, str) else value),
-                      cfg.origins.get(name, "default"), SETTINGS_BY_NAME[name].env_var)
+                      escape(cfg.origins.get(name, "default")), setting.env_var, escape(setting.help))
     console.print(table)
 
 
@@ -110,9 +112,11 @@ def load_command(
         return
     table = Table(title_justify="left")
     for column in ("file", "events", "quarantined", "skipped", "note"):
-        table.add_column(column, justify="right" if column in ("events", "quarantined", "skipped") else "left")
+        table.add_column(column, justify="right" if column in ("events", "quarantined", "skipped") else "left",
+                         overflow="fold")
     for result in results:
-        note = "already loaded" if result.already_loaded else f"{result.bytes_loaded:,} bytes read"
+        note = ("already loaded: nothing added" if result.already_loaded
+                else f"{result.bytes_loaded:,} bytes read")
         table.add_row(escape(result.source), f"{result.counts.get('event', 0):,}",
                       f"{result.counts.get('quarantined', 0):,}", f"{result.counts.get('skipped', 0):,}", note)
     console.print(table)
@@ -167,18 +171,21 @@ def status_command(
     console.print(f"[bold]lines[/]     {lines.get('event', 0):,} events, {lines.get('quarantined', 0):,} quarantined, "
                   f"{lines.get('skipped', 0):,} skipped", highlight=False)
     table = Table(title="tables", title_justify="left")
-    table.add_column("table")
+    table.add_column("table", overflow="fold")
     table.add_column("rows", justify="right")
     table.add_column("size", justify="right")
     for row in info["tables"]:
-        table.add_row(row["name"], f"{row['rows']:,}", _human_bytes(row["bytes"]))
+        if row["engine"] == "View":  # computed when queried: counting would run the query
+            table.add_row(row["name"], "view", "")
+        else:
+            table.add_row(row["name"], f"{row['rows']:,}", _human_bytes(row["bytes"]))
     console.print(table)
     for section in info.get("sections", []):
         rows = section.get("rows", [])
         extra = Table(title=section.get("title", ""), title_justify="left")
         columns = list(rows[0]) if rows else ["(nothing)"]
         for column in columns:
-            extra.add_column(str(column))
+            extra.add_column(str(column), overflow="fold")
         for row in rows:
             extra.add_row(*(escape(str(row.get(c, ""))) for c in columns))
         console.print(extra)

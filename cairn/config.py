@@ -31,25 +31,22 @@ def _parse_bool(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
-def _parse_port(value: Any) -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise ValueError("expected a port number between 1 and 65535") from None
-    if not 1 <= port <= 65535:
-        raise ValueError("expected a port number between 1 and 65535")
-    return port
+def _port(minimum: int, accepted: str) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a port number {accepted}") from None
+        if not minimum <= port <= 65535:
+            raise ValueError(f"expected a port number {accepted}")
+        return port
+
+    return parse
 
 
-def _parse_listen_port(value: Any) -> int:
-    """A port to listen on: 0 asks the system for any free port."""
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise ValueError("expected a port number between 0 (any free port) and 65535") from None
-    if not 0 <= port <= 65535:
-        raise ValueError("expected a port number between 0 (any free port) and 65535")
-    return port
+_parse_port = _port(1, "between 1 and 65535")
+# A port to listen on: 0 asks the system for any free port.
+_parse_listen_port = _port(0, "between 0 (any free port) and 65535")
 
 
 def _parse_positive_float(value: Any) -> float:

@@ -19,19 +19,17 @@ from cairn.errors import CairnError
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
+    from cairn.demo import DemoOptions
 
 DEMO_MYSQL_DATABASE = "cairn_demo"
 
 
-@dataclass
-class DemoSettings:
-    """Size of the demo platform `cairn up --demo` creates on its first run."""
+def demo_options(learners: int = 500, seed: int = 42) -> "DemoOptions":
+    """The demo platform `cairn up --demo` creates on its first run: small enough to start in
+    a minute (where to write it and its first day are decided by `prepare`)."""
+    from cairn.demo import DemoOptions
 
-    learners: int = 500
-    courses: int = 4
-    days: int = 30
-    seed: int = 42
-    live_rate: float = 5.0  # events per second appended while the stack runs (0: none)
+    return DemoOptions(learners=learners, courses=4, days=30, seed=seed)
 
 
 @dataclass
@@ -54,7 +52,8 @@ def _mysql_reachable(config: "Config") -> str | None:
         return str(exc)
 
 
-def prepare(config: "Config", demo: DemoSettings | None, say: Callable[[str], None] = print) -> Prepared:
+def prepare(config: "Config", demo: "DemoOptions | None", live_rate: float = 5.0,
+            say: Callable[[str], None] = print) -> Prepared:
     """Migrate, create the demo platform on first use, import its courses, apply MySQL tables.
 
     The demo goes in ``<data_dir>/demo`` and, in MySQL, in the database ``cairn_demo``
@@ -75,7 +74,7 @@ def prepare(config: "Config", demo: DemoSettings | None, say: Callable[[str], No
         if applied:
             say(f"applied {applied} migration(s)")
         if demo is not None:
-            start_live = _prepare_demo(engine, config, demo, demo_dir, say, notes)
+            start_live = _prepare_demo(engine, config, demo, live_rate, demo_dir, say, notes)
         if config["mysql.enabled"]:
             from cairn import openedx_mysql
 
@@ -91,23 +90,24 @@ def prepare(config: "Config", demo: DemoSettings | None, say: Callable[[str], No
     return Prepared(config, start_live, notes)
 
 
-def _prepare_demo(engine, config: "Config", demo: DemoSettings, demo_dir: Path,
+def _prepare_demo(engine, config: "Config", demo: "DemoOptions", live_rate: float, demo_dir: Path,
                   say: Callable[[str], None], notes: list[str]):
-    from cairn.demo import DemoOptions, generate_demo
+    from dataclasses import replace
+
+    from cairn.demo import generate_demo
     from cairn.olx import import_course
 
     marker = demo_dir / "cairn-up.json"
     if marker.exists():
         say(f"demo platform already in {demo_dir} (delete the folder to make a new one)")
-        return _resume_demo(json.loads(marker.read_text()), demo, demo_dir)
+        return _resume_demo(json.loads(marker.read_text()), live_rate, demo_dir)
     mysql_problem = _mysql_reachable(config) if config["mysql.enabled"] else "mysql.enabled is false"
     if mysql_problem:
         notes.append(f"demo without MySQL data: {mysql_problem}")
     # A fixed first day makes the demo reproducible: same seed, same files.
     start = (datetime.now(timezone.utc) - timedelta(days=demo.days)).replace(hour=0, minute=0, second=0,
                                                                              microsecond=0)
-    options = DemoOptions(learners=demo.learners, courses=demo.courses, days=demo.days, seed=demo.seed,
-                          output=demo_dir, start=start, mysql=mysql_problem is None)
+    options = replace(demo, output=demo_dir, start=start, mysql=mysql_problem is None)
     say(f"generating a demo platform in {demo_dir}: {demo.learners} learners, {demo.courses} courses, "
         f"{demo.days} days")
     result = generate_demo(options, config if mysql_problem is None else None)
@@ -119,7 +119,7 @@ def _prepare_demo(engine, config: "Config", demo: DemoSettings, demo_dir: Path,
                                   "start": start.isoformat(), "learners": demo.learners,
                                   "courses": demo.courses, "days": demo.days,
                                   "mysql_database": config["mysql.database"]}))
-    return _live_feed(result, demo.live_rate)
+    return _live_feed(result, live_rate)
 
 
 def _live_feed(result, rate: float):
@@ -137,14 +137,14 @@ def _live_feed(result, rate: float):
     return start_live
 
 
-def _resume_demo(marker: dict, demo: DemoSettings, demo_dir: Path):
+def _resume_demo(marker: dict, live_rate: float, demo_dir: Path):
     """Live events for a demo made by an earlier run: rebuild its learners and courses
     (same seed, same first day: same platform) in memory, and append to its log."""
     import tempfile
 
     from cairn.demo import DemoOptions, generate_demo
 
-    if demo.live_rate <= 0 or "learners" not in marker:
+    if live_rate <= 0 or "learners" not in marker:
         return None
     with tempfile.TemporaryDirectory() as scratch:
         options = DemoOptions(learners=marker["learners"], courses=marker["courses"], days=marker["days"],
@@ -152,4 +152,4 @@ def _resume_demo(marker: dict, demo: DemoSettings, demo_dir: Path):
                               start=datetime.fromisoformat(marker["start"]), mysql=False, write_courses=False)
         result = generate_demo(options)
     result.tracking_log = demo_dir / "tracking.log"
-    return _live_feed(result, demo.live_rate)
+    return _live_feed(result, live_rate)

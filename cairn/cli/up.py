@@ -29,14 +29,14 @@ def up_command(
     (clickhousedb://USER:PASSWORD@HOST:PORT/openedx, users from `cairn createuser`).
     """
     from cairn.cli.serve import serve_command
-    from cairn.stack import DemoSettings, prepare
+    from cairn.stack import demo_options, prepare
 
     st = state(ctx)
     # Validate the flags before preparing anything (a bad --port must not cost a demo).
     flags = {"serve.host": host, "serve.port": port}
     st._config = st.config.with_overrides({k: v for k, v in flags.items() if v is not None})
-    settings = DemoSettings(learners=learners, live_rate=live_rate) if demo else None
-    prepared = prepare(st.config, settings, say=lambda text: console.print(escape(text), highlight=False))
+    options = demo_options(learners) if demo else None
+    prepared = prepare(st.config, options, live_rate, say=lambda text: console.print(escape(text), highlight=False))
     for note in prepared.notes or []:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     st._config = prepared.config  # serve what was prepared (demo sources, demo MySQL database)

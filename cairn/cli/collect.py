@@ -94,11 +94,11 @@ def uncompressed_size(path: Path) -> int:
 # Through a server the engine's memory is not ours: smaller inserts keep this
 # process small (the HTTP client holds a copy of the body).
 BACKFILL_BATCH_BYTES = 32 * 1024 * 1024
-BACKFILL_BATCH_BYTES_SERVER = 8 * 1024 * 1024
+BACKFILL_BATCH_BYTES_SERVER = 4 * 1024 * 1024
 
 
 def backfill_batch_bytes(config, engine_kind: str = "embedded") -> int:
-    """collector.batch_bytes when set by the user, else 32 MiB embedded / 8 MiB through a server."""
+    """collector.batch_bytes when set by the user, else 32 MiB embedded / 4 MiB through a server."""
     if config.origins.get("collector.batch_bytes", "default") == "default":
         wanted = BACKFILL_BATCH_BYTES if engine_kind == "embedded" else BACKFILL_BATCH_BYTES_SERVER
         return max(config["collector.batch_bytes"], wanted)

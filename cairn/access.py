@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from cairn.engine import sql_identifier, sql_string  # noqa: F401 - re-exported
 from cairn.errors import CairnError, EngineError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,14 +53,7 @@ class AccessDenied(EngineError):
 # Quoting
 # ---------------------------------------------------------------------------
 
-def sql_string(value: str) -> str:
-    """A ClickHouse string literal for ``value`` (backslash and quote escaped)."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def sql_identifier(name: str) -> str:
-    """A back-quoted ClickHouse identifier."""
-    return "`" + str(name).replace("\\", "\\\\").replace("`", "\\`") + "`"
+# sql_string and sql_identifier live with the engine (imported above, re-exported here).
 
 
 def param_value(text: str) -> str:

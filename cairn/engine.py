@@ -450,12 +450,22 @@ class EmbeddedSession:
             self._conn.close()
 
 
+def sql_string(value: object) -> str:
+    """A ClickHouse string literal for ``value`` (backslash and quote escaped)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """A back-quoted ClickHouse identifier."""
+    return "`" + str(name).replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
 def _setting_literal(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (int, float)):
         return str(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return sql_string(value)
 
 
 # ---------------------------------------------------------------------------

@@ -247,21 +247,23 @@ def _tsv_escape(data: bytes) -> bytes:
     return data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
 
 
+def _rows(source: str, offsets: Iterable[int], escaped_lines: Iterable[bytes]) -> bytes:
+    """TabSeparated ``_ingest`` rows (source, source_offset, line) from already escaped lines."""
+    prefix = _tsv_escape(source.encode()).replace(b"\n", b"\\n") + b"\t"
+    return b"".join([b"%s%d\t%s\n" % (prefix, offset, line) for offset, line in zip(offsets, escaped_lines)])
+
+
 def encode_lines(source: str, start: int, data: bytes) -> bytes:
     """``data`` (whole lines) as TabSeparated rows of (source, source_offset, line)."""
     lines = data.split(b"\n")[:-1]
-    escaped = _tsv_escape(data).split(b"\n")[:-1]
-    prefix = _tsv_escape(source.encode()).replace(b"\n", b"\\n") + b"\t"
-    offsets = accumulate((len(line) + 1 for line in lines), initial=start)
-    return b"".join([b"%s%d\t%s\n" % (prefix, offset, line) for offset, line in zip(offsets, escaped)])
+    escaped = _tsv_escape(data).split(b"\n")[:-1]  # escaping keeps line breaks: escape once, in bulk
+    return _rows(source, accumulate((len(line) + 1 for line in lines), initial=start), escaped)
 
 
 def encode_chunk(source: str, chunk: Chunk) -> bytes:
     """A chunk as TabSeparated ``_ingest`` rows."""
     if isinstance(chunk, _ExplicitChunk):
-        prefix = _tsv_escape(source.encode()).replace(b"\n", b"\\n") + b"\t"
-        return b"".join(b"%s%d\t%s\n" % (prefix, offset, _tsv_escape(line))
-                        for offset, line in zip(chunk.offsets, chunk.cut_lines))
+        return _rows(source, chunk.offsets, (_tsv_escape(line) for line in chunk.cut_lines))
     return encode_lines(source, chunk.start, chunk.data)
 
 
@@ -602,8 +604,7 @@ class Loader:
             result.already_loaded = True
         else:
             # Offsets of events in a document are their ordinal numbers.
-            rows = b"".join(b"%s\t%d\t%s\n" % (_tsv_escape(source.encode()), i, _tsv_escape(event))
-                            for i, event in enumerate(events))
+            rows = _rows(source, range(len(events)), (_tsv_escape(event) for event in events))
             self.checkpoints.write(fp, source, 0, len(events), len(events))
             self.insert_encoded([rows], f"{fp}:all")
             self.checkpoints.set(fp, source, len(events), len(events))
@@ -666,7 +667,3 @@ def _prefetch(handle: BinaryIO, start: int, batch_bytes: int, source: str,
         stop.set()
         thread.join(timeout=5)
 
-
-def file_size(path: str | os.PathLike) -> int:
-    """Size on disk (compressed size for gzip files), for progress bars."""
-    return os.path.getsize(path)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import jinja2
 
+from cairn.engine import sql_string
 from cairn.errors import EngineError, MigrationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,11 +85,6 @@ def template_context(config: "Config") -> dict:
     }
 
 
-def _sql_string(value: object) -> str:
-    """Jinja filter ``sql_string``: a quoted ClickHouse string literal."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _table_engine(cluster: str) -> Callable[..., str]:
     """Jinja function ``table_engine('ReplacingMergeTree', 'version')``: replicated on a cluster."""
 
@@ -108,7 +104,7 @@ def render(migration: Migration, config: "Config") -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(migration.path.parent), str(PACKAGE_MIGRATIONS)]),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    env.filters["sql_string"] = _sql_string
+    env.filters["sql_string"] = sql_string
     env.globals["table_engine"] = _table_engine(context["cluster"])
     try:
         return env.from_string(migration.source).render(**context)

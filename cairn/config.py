@@ -117,7 +117,7 @@ def _parse_table_mode(value: Any) -> str:
     return text
 
 
-# The Open edX MySQL tables as named in the datalake (see cairn/openedx_mysql.py).
+# The Open edX MySQL tables as named in the datalake (see cairn/sources/openedx_mysql.py).
 MYSQL_DATALAKE_TABLES = ("users", "user_profiles", "enrollments", "course_grades", "subsection_grades",
                          "block_completion", "course_overviews", "course_access_roles", "certificates")
 

@@ -2,7 +2,7 @@
 
 Prepares the embedded datalake (migrations, Open edX MySQL tables, course structures),
 optionally a demo platform to look at, then runs `cairn serve` with the collectors
-following the tracking logs. The serving itself is `cairn.server`; this module only
+following the tracking logs. The serving itself is `cairn.serve.server`; this module only
 decides what to prepare.
 """
 
@@ -43,7 +43,7 @@ class Prepared:
 
 def _mysql_reachable(config: "Config") -> str | None:
     """None when MySQL answers, else the one-line reason."""
-    from cairn.openedx_mysql import connect_mysql
+    from cairn.sources.openedx_mysql import connect_mysql
 
     try:
         connect_mysql(config, database=False).close()
@@ -61,7 +61,7 @@ def prepare(config: "Config", demo: "DemoOptions | None", live_rate: float = 5.0
     Cairn was not told to use.
     """
     from cairn.engine import open_engine
-    from cairn.migrations import Migrator
+    from cairn.schema.migrator import Migrator
 
     notes: list[str] = []
     demo_dir = config.data_dir / "demo"
@@ -76,7 +76,7 @@ def prepare(config: "Config", demo: "DemoOptions | None", live_rate: float = 5.0
         if demo is not None:
             start_live = _prepare_demo(engine, config, demo, live_rate, demo_dir, say, notes)
         if config["mysql.enabled"]:
-            from cairn import openedx_mysql
+            from cairn.sources import openedx_mysql
 
             problem = _mysql_reachable(config)
             openedx_mysql.apply(engine, config)  # works without MySQL; copies refresh when it is back
@@ -95,7 +95,7 @@ def _prepare_demo(engine, config: "Config", demo: "DemoOptions", live_rate: floa
     from dataclasses import replace
 
     from cairn.demo import generate_demo
-    from cairn.olx import import_course
+    from cairn.sources.course_structure import import_course
 
     marker = demo_dir / "cairn-up.json"
     if marker.exists():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from cairn.migrations import Migrator
+from cairn.schema.migrator import Migrator
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config

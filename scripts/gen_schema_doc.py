@@ -14,7 +14,7 @@ import jinja2
 
 from cairn.config import load_config
 from cairn.engine import open_engine
-from cairn.migrations import Migrator
+from cairn.schema.migrator import Migrator
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "docs" / "schema.md.j2"

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh data directory, engine and migrated datalake per test."""
+"""Fixtures shared by both layers: an isolated environment and the reference data."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.config import load_config
-from cairn.engine import open_engine
-from cairn.migrations import Migrator
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT_ROOT.parent / "shared" / "openedx"
-EVENTS = SHARED / "events"
+from support.paths import EVENTS, PROJECT_ROOT, SHARED  # noqa: F401  (re-exported for fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -31,24 +25,3 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"reference data missing: {SHARED}")
     return SHARED
-
-
-@pytest.fixture
-def config(tmp_path):
-    """Zero-config settings with the embedded engine in a fresh folder."""
-    return load_config(overrides={"data_dir": str(tmp_path / "data")})
-
-
-@pytest.fixture
-def engine(config):
-    """An embedded engine on a fresh data directory."""
-    eng = open_engine(config)
-    yield eng
-    eng.close()
-
-
-@pytest.fixture
-def datalake(engine, config):
-    """An engine whose datalake schema is migrated."""
-    Migrator(engine, config).run()
-    return engine

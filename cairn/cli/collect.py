@@ -20,7 +20,7 @@ from cairn.errors import CairnError
 
 
 def _require_schema(st) -> None:
-    from cairn.migrations import Migrator
+    from cairn.schema.migrator import Migrator
 
     if Migrator(st.engine(), st.config).pending():
         raise CairnError("the datalake schema is not up to date; run `cairn migrate` first")
@@ -39,7 +39,7 @@ def collect_command(
     Handles log rotation (rename, copytruncate, compression, deletion) without loss or
     duplicates, and resumes where it stopped after a crash.
     """
-    from cairn.collector import Collector, install_signal_handlers, served_engine
+    from cairn.ingest.collector import Collector, install_signal_handlers, served_engine
 
     st = state(ctx)
     chosen = list(sources or st.config["collector.sources"])
@@ -114,7 +114,7 @@ def backfill_command(
                                  help="Chunks inserted at the same time (embedded engine: one connection each)."),
 ) -> None:
     """Load past tracking logs with a progress bar; interrupted, it resumes; re-run, it adds nothing."""
-    from cairn.loader import Loader
+    from cairn.ingest.loader import Loader
 
     st = state(ctx)
     files: list[Path] = []
@@ -176,7 +176,7 @@ def backfill_command(
 
 
 def register(app: typer.Typer) -> None:
-    from cairn.collector import collector_status
+    from cairn.ingest.collector import collector_status
     from cairn.status import STATUS_SECTIONS
 
     app.command("collect")(collect_command)

@@ -49,7 +49,7 @@ def migrate_command(
     path: List[Path] = typer.Option([], "--path", help="Extra folder of .sql migrations (repeatable)."),
 ) -> None:
     """Create or upgrade the datalake schema (applies pending migrations in name order)."""
-    from cairn.migrations import Migrator
+    from cairn.schema.migrator import Migrator
 
     st = state(ctx)
     migrator = Migrator(st.engine(), st.config, extra_folders=path)
@@ -78,8 +78,8 @@ def load_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Load tracking-log files into the datalake (resumes where a previous load stopped)."""
-    from cairn.loader import Loader
-    from cairn.migrations import Migrator
+    from cairn.ingest.loader import Loader
+    from cairn.schema.migrator import Migrator
 
     st = state(ctx)
     for file in files:
@@ -132,7 +132,7 @@ def client_command(
                                            "on a terminal, TabSeparated otherwise)."),
 ) -> None:
     """SQL shell on the datalake: interactive with history, or one query with -q."""
-    from cairn.client import interactive_shell, run_statements
+    from cairn.shell import interactive_shell, run_statements
 
     st = state(ctx)
     engine = st.engine()

@@ -14,7 +14,7 @@ from cairn.errors import CairnError
 
 
 def _engine_ready(ctx: typer.Context):
-    from cairn.migrations import Migrator
+    from cairn.schema.migrator import Migrator
 
     st = state(ctx)
     engine = st.engine()
@@ -43,7 +43,7 @@ def import_course_command(
                                                                       "(default courses.poll_interval)."),
 ) -> None:
     """Import course structures into openedx.course_blocks (atomic replacement per course)."""
-    from cairn.olx import import_course, watch_exports
+    from cairn.sources.course_structure import import_course, watch_exports
 
     st, engine = _engine_ready(ctx)
     if course_key and len(paths or []) > 1:
@@ -77,7 +77,7 @@ def refresh_courses_command(
     The structure comes from courses.dump_command (e.g. the LMS dump script through tutor)
     or from the export for that course in courses.exports_dir.
     """
-    from cairn.olx import refresh_stale_courses, stale_courses
+    from cairn.sources.course_structure import refresh_stale_courses, stale_courses
 
     st, engine = _engine_ready(ctx)
     if list_only:

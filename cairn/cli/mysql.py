@@ -32,7 +32,7 @@ def apply_command(ctx: typer.Context) -> None:
     Run it after changing mysql.enabled, mysql.mode, mysql.tables.T.mode, a refresh period
     or the MySQL credentials. Idempotent; synced copies are kept. Does not need MySQL up.
     """
-    from cairn import openedx_mysql
+    from cairn.sources import openedx_mysql
 
     st = state(ctx)
     modes = openedx_mysql.apply(st.engine(), st.config)
@@ -47,7 +47,7 @@ def sync_command(
     tables: List[str] = typer.Argument(None, help="Datalake tables to copy now (default: all synced)."),
 ) -> None:
     """Copy the synced tables from MySQL now and wait for the copies."""
-    from cairn import openedx_mysql
+    from cairn.sources import openedx_mysql
 
     st = state(ctx)
     counts = openedx_mysql.sync(st.engine(), st.config, tables or None)
@@ -66,7 +66,7 @@ def sync_command(
 @mysql_app.command("check")
 def check_command(ctx: typer.Context) -> None:
     """Compare the MySQL tables' columns with the datalake's (unknown columns are reported, not fatal)."""
-    from cairn import openedx_mysql
+    from cairn.sources import openedx_mysql
 
     st = state(ctx)
     results = openedx_mysql.check_schema(st.engine(), st.config)
@@ -81,7 +81,7 @@ def check_command(ctx: typer.Context) -> None:
 @mysql_app.command("status")
 def status_command(ctx: typer.Context) -> None:
     """Mode of each table, rows copied, and how old each synced copy is."""
-    from cairn import openedx_mysql
+    from cairn.sources import openedx_mysql
 
     st = state(ctx)
     section = openedx_mysql.status_section(st.engine(), st.config)
@@ -94,7 +94,7 @@ def create_tables_command(ctx: typer.Context) -> None:
 
     For development and demos: an Open edX LMS creates these tables itself.
     """
-    from cairn import openedx_mysql
+    from cairn.sources import openedx_mysql
 
     st = state(ctx)
     names = openedx_mysql.create_openedx_tables(st.config)
@@ -105,7 +105,7 @@ def create_tables_command(ctx: typer.Context) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `cairn mysql` and the MySQL section of `cairn status`."""
-    from cairn.openedx_mysql import status_section
+    from cairn.sources.openedx_mysql import status_section
     from cairn.status import STATUS_SECTIONS
 
     if status_section not in STATUS_SECTIONS:

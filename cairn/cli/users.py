@@ -25,7 +25,7 @@ def createuser_command(
     replace: bool = typer.Option(False, "--replace", help="Update the user if it exists."),
 ) -> None:
     """Create a datalake user who sees only the rows of their courses and organisations."""
-    from cairn.users import create_user
+    from cairn.serve.users import create_user
 
     if password is not None and password_stdin:
         raise CairnError("give either --password or --password-stdin, not both")
@@ -41,7 +41,7 @@ def createuser_command(
 
 def deleteuser_command(ctx: typer.Context, username: str = typer.Argument(..., help="Login name.")) -> None:
     """Delete a datalake user."""
-    from cairn.users import delete_user
+    from cairn.serve.users import delete_user
 
     st = state(ctx)
     delete_user(st.engine(), st.config, username)
@@ -51,7 +51,7 @@ def deleteuser_command(ctx: typer.Context, username: str = typer.Argument(..., h
 def listusers_command(ctx: typer.Context,
                       as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List datalake users with their scopes."""
-    from cairn.users import list_users
+    from cairn.serve.users import list_users
 
     users = list_users(state(ctx).engine())
     if as_json:
@@ -69,7 +69,7 @@ def listusers_command(ctx: typer.Context,
 
 def register(app: typer.Typer) -> None:
     from cairn.status import STATUS_SECTIONS
-    from cairn.users import users_status
+    from cairn.serve.users import users_status
 
     if users_status not in STATUS_SECTIONS:
         STATUS_SECTIONS.append(users_status)

@@ -81,7 +81,7 @@ def generate_demo(options: DemoOptions, mysql_params: Any = None) -> DemoResult:
     if options.learners < 1 or options.courses < 1 or options.days < 1:
         raise CairnError("--learners, --courses and --days must be at least 1")
     if options.mysql:  # fail before generating anything when MySQL cannot be reached
-        from cairn.openedx_mysql import connect_mysql
+        from cairn.sources.openedx_mysql import connect_mysql
 
         connect_mysql(mysql_params, database=False).close()
     output = Path(options.output)

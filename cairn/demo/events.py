@@ -490,7 +490,7 @@ class JourneyWriter:
             thread = f"{rng.getrandbits(96):024x}"
             title = rng.choice(("Question about this unit", "Stuck on the exercise", "Great explanation!",
                                 "Can someone clarify?", "Resources to go further", "Study group?"))
-            self.server(t, s, "edx.forum.thread.created", f"/api/discussion/v1/threads/", 
+            self.server(t, s, "edx.forum.thread.created", "/api/discussion/v1/threads/", 
                         f'{{"title": "{title}", "title_truncated": false, "body": "{title}. I would like to discuss '
                         f'{category.lower()}.", "truncated": false, "thread_type": "discussion", '
                         f'"anonymous": false, "anonymous_to_peers": false, "group_id": null, {common}, '
@@ -504,7 +504,7 @@ class JourneyWriter:
                 thread = rng.choice(usable)[0]
                 t += (30 + 270 * rng.random()) * scale
                 response = f"{rng.getrandbits(96):024x}"
-                self.server(t, s, "edx.forum.response.created", f"/api/discussion/v1/comments/",
+                self.server(t, s, "edx.forum.response.created", "/api/discussion/v1/comments/",
                             f'{{"body": "Thanks, this helped me too.", "truncated": false, {common}, '
                             f'"discussion": {{"id": "{thread}"}}, "options": {{"followed": false}}, '
                             f'"url": "{url}{thread}", "id": "{response}"}}', page)

@@ -1,5 +1,5 @@
 """The demo's Open edX MySQL database: tables created with the real Open edX column
-definitions (``cairn.openedx_mysql.create_openedx_tables``) and filled consistently
+definitions (``cairn.sources.openedx_mysql.create_openedx_tables``) and filled consistently
 with the generated tracking log (same users, enrollments, grades, completions).
 
 The demo owns the database it writes: it refuses to touch one holding users that
@@ -43,7 +43,7 @@ def _insert(cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple])
 def fill_mysql(params: Any, courses: list[DemoCourse], people: list[Learner], enrollments: list,
                now: float) -> dict[str, int]:
     """Create the Open edX tables in the configured MySQL database and fill them; rows per table."""
-    from cairn.openedx_mysql import connect_mysql, create_openedx_tables
+    from cairn.sources.openedx_mysql import connect_mysql, create_openedx_tables
 
     create_openedx_tables(params)
     conn = connect_mysql(params)

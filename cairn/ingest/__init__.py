@@ -1,0 +1,1 @@
+"""Tracking-log ingestion: files and streams of lines into the engine, exactly once."""

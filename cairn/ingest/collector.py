@@ -1,0 +1,666 @@
+"""Follow tracking logs in real time: files, globs and standard input.
+
+The collector polls its sources every ``collector.flush_interval`` seconds and sends
+the complete lines that appeared since, through the exactly-once ``Stream`` of the
+loader (intent row, insert with a deduplication token, commit). A file is followed
+by its open descriptor, so log rotation never loses data:
+
+* rename + create: the old file stays open and is drained; once its path points
+  elsewhere and it has been quiet for ``ROTATE_GRACE`` seconds, its last line is
+  taken even without newline and it is closed; the new file is a new stream;
+* deletion and compression of the old file: same (the descriptor keeps the bytes);
+* copytruncate: the file shrinks under us; the bytes written between our last read
+  and the truncation are read from the copy, found next to the file by fingerprint
+  (plain or gzip); then the truncated file is followed from 0 as new content.
+
+Files are identified by (device, inode) while open and by content fingerprint in
+the checkpoints, so a rotated copy matched by a glob is never read twice.
+
+Standard input (``-``) is read by a thread into a bounded queue. Its positions are
+not resumable across runs (a pipe cannot be re-read); within a run each chunk is
+inserted once.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
+
+from cairn.errors import EngineError
+from cairn.ingest.loader import (FINGERPRINT_BYTES, Chunk, LineChunker, Loader, Stream, chunks_of_range, encode_chunk,
+                          fingerprint, fingerprint_of_head, is_gzip)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.config import Config
+    from cairn.engine import Engine
+
+log = logging.getLogger("cairn.ingest.collector")
+
+STATE_FILE = "collector.json"
+ROTATE_GRACE = 1.0  # seconds a rotated file must stay quiet before its partial last line counts
+IDLE_COMMIT = 1.0  # seconds of quiet before a stream writes its commit row
+MAX_CHUNKS_PER_CYCLE = 4  # per file, so that one big backlog does not starve the others
+BACKOFF_MAX = 5.0
+COPY_ATTEMPTS = 15  # x 0.2 s: how long a copytruncate copy may take to appear (or finish compressing)
+STDIN_QUEUE_BLOCKS = 64  # 64 KiB blocks: at most 4 MiB of stdin waits in memory
+
+
+class Stopped(Exception):
+    """The collector was asked to stop while waiting for the engine."""
+
+
+@dataclass
+class Followed:
+    """One open file being followed."""
+
+    path: str
+    handle: BinaryIO
+    dev: int
+    ino: int
+    fp: str
+    first_line: bytes
+    stream: Stream
+    chunker: LineChunker
+    compressed: bool = False
+    gone_since: float | None = None  # when its path stopped pointing to it
+    last_growth: float = field(default_factory=time.monotonic)
+    last_size: int = 0
+    last_send: float = 0.0
+    behind_since: float | None = None
+    done: bool = False
+
+    @property
+    def finished(self) -> bool:
+        """No more bytes will come: compressed, or rotated away and quiet."""
+        return self.compressed or (self.gone_since is not None
+                                   and time.monotonic() - max(self.gone_since, self.last_growth) >= ROTATE_GRACE)
+
+
+class _QueueReader:
+    """File-like view of the stdin queue for LineChunker: read() never blocks."""
+
+    def __init__(self, blocks: "queue.Queue[bytes | None]"):
+        self.blocks = blocks
+        self.eof = False
+        self._rest = b""
+
+    def seek(self, offset: int) -> int:
+        return offset
+
+    def read(self, size: int) -> bytes:
+        parts, have = [self._rest] if self._rest else [], len(self._rest)
+        self._rest = b""
+        while have < size and not self.eof:
+            try:
+                block = self.blocks.get_nowait()
+            except queue.Empty:
+                break
+            if block is None:
+                self.eof = True
+                break
+            parts.append(block)
+            have += len(block)
+        data = b"".join(parts)
+        if len(data) > size:
+            data, self._rest = data[:size], data[size:]
+        return data
+
+
+class Collector:
+    """Follows sources and delivers their lines exactly once."""
+
+    def __init__(self, engine: "Engine", sources: Iterable[str], flush_interval: float = 0.2,
+                 batch_bytes: int = 4 * 1024 * 1024, state_dir: Path | None = None,
+                 stdin: BinaryIO | None = None, echo: Callable[[str], None] | None = None,
+                 reconnect: Callable[[], "Engine | None"] | None = None):
+        self.engine = engine
+        self.reconnect = reconnect
+        # Small latency-bound inserts: let the views behind `events` run side by side.
+        self.loader = Loader(engine, batch_bytes, insert_settings={"parallel_view_processing": 1})
+        self.patterns = [s for s in sources if s != "-"]
+        self.use_stdin = any(s == "-" for s in sources)
+        self.flush_interval = flush_interval
+        self.batch_bytes = batch_bytes
+        self.state_path = Path(state_dir) / STATE_FILE if state_dir else None
+        self.echo = echo or (lambda message: log.info(message))
+        self.stop = threading.Event()
+        self.files: dict[tuple[int, int], Followed] = {}
+        self.known: dict[tuple[int, int], tuple[int, int]] = {}  # finished identities -> (size, mtime)
+        self.engine_ok = True
+        self.last_error = ""
+        self.retries = 0
+        self.lost_bytes = 0
+        self.started = time.time()
+        self.trace = open(os.environ["CAIRN_COLLECTOR_TRACE"], "a") if os.environ.get("CAIRN_COLLECTOR_TRACE") else None
+        self._stdin_stream: Stream | None = None
+        self._stdin_chunker: LineChunker | None = None
+        self._stdin_reader: _QueueReader | None = None
+        self._stdin_source = stdin
+        self._last_state = 0.0
+
+    # -- main loop ---------------------------------------------------------
+    def run(self) -> None:
+        """Follow until ``stop`` is set (or, with stdin as the only source, until its end)."""
+        if self.use_stdin:
+            self._start_stdin()
+        try:
+            self._loop()
+        except Stopped:
+            pass
+        finally:
+            self._shutdown()
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            began = time.monotonic()
+            self._discover()
+            busy = self._read_files()
+            if self.use_stdin:
+                busy |= self._read_stdin()
+                if not self.patterns and self._stdin_reader is not None and self._stdin_reader.eof \
+                        and self._stdin_chunker is not None and self._stdin_chunker.buffered == 0 \
+                        and self._stdin_reader.blocks.empty():
+                    break
+            self._commit_idle()
+            self._write_state()
+            if not busy:
+                self.stop.wait(max(0.0, self.flush_interval - (time.monotonic() - began)))
+
+    def _shutdown(self) -> None:
+        # One attempt each: on a stop request nobody waits for an absent engine, and
+        # an uncommitted range is replayed (deduplicated) by the next run.
+        streams = [f.stream for f in self.files.values()]
+        if self._stdin_stream is not None:
+            streams.append(self._stdin_stream)
+        for stream in streams:
+            try:
+                stream.commit()
+            except EngineError:
+                pass
+        self._write_state(force=True, running=False)
+        for followed in self.files.values():
+            followed.handle.close()
+        if self.trace:
+            self.trace.close()
+
+    def _retry(self, action: Callable[[], Any]) -> Any:
+        """Run an engine action until it succeeds, backing off while the engine is away.
+
+        Nothing is read meanwhile: positions stay in the files (or, for stdin, in a
+        bounded queue that blocks the writer), so memory stays bounded. A stop
+        request during the wait raises ``Stopped``.
+        """
+        delay = 0.1
+        while True:
+            try:
+                result = action()
+            except EngineError as exc:
+                self.retries += 1
+                if self.engine_ok or str(exc) != self.last_error:
+                    self.echo(f"engine unavailable, retrying with backoff: {exc}")
+                self.engine_ok, self.last_error = False, str(exc)
+                waited = 0.0
+                while waited < delay:  # keep collector.json (lag seconds) fresh while waiting
+                    self._write_state()
+                    if self.stop.wait(min(0.5, delay - waited)):
+                        raise Stopped() from None
+                    waited += 0.5
+                delay = min(delay * 2, BACKOFF_MAX)
+                self._reconnect()
+                continue
+            if not self.engine_ok:
+                self.echo("engine back, delivering")
+            self.engine_ok = True
+            return result
+
+    def _reconnect(self) -> None:
+        """Open the engine again (a restarted `cairn serve` listens with a new credential)."""
+        if self.reconnect is None:
+            return
+        try:
+            engine = self.reconnect()
+        except EngineError:
+            return
+        if engine is None:
+            return
+        old, self.engine = self.engine, engine
+        self.loader.engine = engine
+        self.loader.checkpoints.engine = engine
+        old.close()
+
+    # -- files -------------------------------------------------------------
+    def _expand(self) -> list[str]:
+        paths: list[str] = []
+        for pattern in self.patterns:
+            expanded = os.path.expanduser(pattern)
+            if glob.has_magic(expanded):
+                paths.extend(sorted(glob.glob(expanded)))
+            elif os.path.isfile(expanded):
+                paths.append(expanded)
+        seen, unique = set(), []
+        for path in paths:
+            absolute = os.path.abspath(path)
+            if absolute not in seen:
+                seen.add(absolute)
+                unique.append(absolute)
+        return unique
+
+    def _discover(self) -> None:
+        now = time.monotonic()
+        present: set[tuple[int, int]] = set()
+        for path in self._expand():
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            identity = (st.st_dev, st.st_ino)
+            present.add(identity)
+            followed = self.files.get(identity)
+            if followed is not None:
+                followed.path = path
+                followed.gone_since = None
+                continue
+            if self.known.get(identity) == (st.st_size, st.st_mtime_ns):
+                continue
+            self._open(path, identity, st)
+        for identity, followed in self.files.items():
+            if identity not in present and followed.gone_since is None:
+                followed.gone_since = now
+
+    def _active_fps(self) -> set[str]:
+        return {f.fp for f in self.files.values()}
+
+    def _open(self, path: str, identity: tuple[int, int], st: os.stat_result) -> None:
+        try:
+            compressed = is_gzip(path)
+            if compressed:
+                fp = fingerprint(path, complete=True)
+                head = b""
+            else:
+                with open(path, "rb") as probe:
+                    head = probe.read(FINGERPRINT_BYTES)
+                fp = fingerprint_of_head(head, complete=False)
+        except (OSError, EOFError) as exc:
+            log.debug("cannot read %s yet: %s", path, exc)
+            return
+        if fp is None:
+            return  # empty, or first line not finished: look again next cycle
+        if fp in self._active_fps():
+            # The same content is already being read through another name
+            # (a rotated copy of the followed file): one reader per content.
+            return
+        try:
+            handle = _open_followed(path, compressed)
+        except OSError:
+            return
+        source = path
+        stream = Stream(self.loader, fp, source)
+        newline = head.find(b"\n")
+        first_line = head[:newline + 1] if newline != -1 else head
+        fd_path = f"/proc/self/fd/{handle.fileno()}" if not compressed else path
+
+        def reopen() -> BinaryIO:
+            return open(fd_path, "rb") if not compressed else _open_followed(path, True)
+
+        start = self._retry(lambda: stream.open(chunks_of_range(reopen, self.batch_bytes)))
+        chunker = LineChunker(handle, start, self.batch_bytes)
+        followed = Followed(path, handle, identity[0], identity[1], fp, first_line, stream, chunker,
+                            compressed=compressed, last_size=st.st_size)
+        self.files[identity] = followed
+        if start:
+            self.echo(f"following {path} from byte {start:,}")
+        else:
+            self.echo(f"following {path}")
+
+    def _read_files(self) -> bool:
+        busy = False
+        for identity, followed in list(self.files.items()):
+            if self.stop.is_set():
+                break
+            try:
+                truncated = not followed.compressed and self._truncated(followed)
+            except OSError as exc:  # a file system race must never stop the collector
+                self.echo(f"cannot check {followed.path}: {exc}")
+                continue
+            if truncated:
+                self._handle_truncation(identity, followed)
+                continue
+            sent = 0
+            while sent < MAX_CHUNKS_PER_CYCLE and not self.stop.is_set():
+                try:
+                    chunk = followed.chunker.next_chunk(final=followed.finished)
+                except (OSError, EOFError) as exc:
+                    self.echo(f"cannot read {followed.path}: {exc}")
+                    chunk = None
+                if chunk is None:
+                    break
+                if followed.behind_since is None:
+                    followed.behind_since = time.time()
+                self._send(followed.stream, chunk, followed.last_size)
+                followed.last_send = time.monotonic()
+                sent += 1
+            busy |= sent == MAX_CHUNKS_PER_CYCLE
+            self._update_lag(followed)
+            if followed.finished and followed.chunker.buffered == 0 and sent < MAX_CHUNKS_PER_CYCLE:
+                self._close(identity, followed)
+        return busy
+
+    def _send(self, stream: Stream, chunk: Chunk, size: int) -> None:
+        encoded = encode_chunk(stream.source, chunk)
+        self._retry(lambda: stream.send(chunk, size, encoded))
+        if self.trace:
+            self.trace.write(f"{stream.source}\t{chunk.end}\t{time.time():.6f}\n")
+            self.trace.flush()
+
+    def _update_lag(self, followed: Followed) -> None:
+        try:
+            size = os.fstat(followed.handle.fileno()).st_size if not followed.compressed else followed.last_size
+        except OSError:
+            return
+        if size != followed.last_size:
+            followed.last_growth = time.monotonic()
+        followed.last_size = size
+        unread = size - followed.chunker.read_to
+        if unread > 0 or not self.engine_ok and followed.chunker.buffered:
+            if followed.behind_since is None:
+                followed.behind_since = time.time()
+        else:
+            followed.behind_since = None
+
+    def _truncated(self, followed: Followed) -> bool:
+        """True when the file was cut under us (copytruncate), even if it grew again."""
+        try:
+            size = os.fstat(followed.handle.fileno()).st_size
+        except OSError:
+            return False
+        if size < followed.chunker.read_to:
+            return True
+        if size != followed.last_size and followed.first_line:
+            head = os.pread(followed.handle.fileno(), len(followed.first_line), 0)
+            return head != followed.first_line
+        return False
+
+    def _handle_truncation(self, identity: tuple[int, int], followed: Followed) -> None:
+        """copytruncate: finish the old content from its copy, then start over on the file.
+
+        The copy may be compressed and deleted while we look (logrotate's compress):
+        a vanished or half-written copy is looked for again for a few seconds.
+        """
+        found = None
+        for _ in range(COPY_ATTEMPTS):
+            copy = self._find_copy(followed)
+            if copy is not None:
+                try:
+                    self._read_copy(copy, followed)
+                    found = copy
+                    break
+                except (OSError, EOFError) as exc:
+                    log.debug("copy %s not readable yet: %s", copy, exc)
+            if self.stop.wait(0.2):
+                raise Stopped()
+        if found is None:
+            self.echo(f"{followed.path} was truncated and no rotated copy was found next to it; "
+                      f"lines written after byte {followed.stream.sent_end:,} before the truncation are lost")
+        else:
+            self.echo(f"{followed.path} was truncated; reading its end from {found}")
+        self._retry(followed.stream.commit)
+        followed.handle.close()
+        del self.files[identity]
+        # The file at this inode now holds new content: discovered again as a new stream.
+
+    def _read_copy(self, copy: str, followed: Followed) -> None:
+        with _open_followed(copy, is_gzip(copy)) as handle:
+            st = os.fstat(handle.fileno())
+            chunker = LineChunker(handle, followed.stream.sent_end, self.batch_bytes)
+            while True:
+                chunk = chunker.next_chunk(final=True)
+                if chunk is None:
+                    break
+                self._send(followed.stream, chunk, chunk.end)
+        self.known[(st.st_dev, st.st_ino)] = (st.st_size, st.st_mtime_ns)
+
+    def _find_copy(self, followed: Followed) -> str | None:
+        folder = os.path.dirname(followed.path) or "."
+        base = os.path.basename(followed.path)
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            return None
+        for name in names:
+            candidate = os.path.join(folder, name)
+            if name == base or not name.startswith(base.split(".")[0]):
+                continue
+            try:
+                st = os.stat(candidate)
+                if (st.st_dev, st.st_ino) == (followed.dev, followed.ino) or not os.path.isfile(candidate):
+                    continue
+                if fingerprint(candidate) == followed.fp:
+                    return candidate
+            except (OSError, EOFError):
+                continue
+        return None
+
+    def _close(self, identity: tuple[int, int], followed: Followed) -> None:
+        self._retry(lambda: followed.stream.commit(followed.stream.sent_end))
+        try:
+            st = os.fstat(followed.handle.fileno())
+            if followed.gone_since is None:
+                # Still at its path (a compressed file): remember it so it is not reopened.
+                self.known[identity] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
+        followed.handle.close()
+        del self.files[identity]
+        self.echo(f"finished {followed.path}")
+
+    def _commit_idle(self) -> None:
+        now = time.monotonic()
+        streams = [(f.stream, f.last_send) for f in self.files.values()]
+        if self._stdin_stream is not None:
+            streams.append((self._stdin_stream, self._stdin_last_send))
+        for stream, last_send in streams:
+            if stream.dirty and now - last_send >= IDLE_COMMIT:
+                self._retry(stream.commit)
+
+    # -- stdin -------------------------------------------------------------
+    def _start_stdin(self) -> None:
+        import sys
+
+        source = self._stdin_source or sys.stdin.buffer
+        blocks: queue.Queue = queue.Queue(maxsize=STDIN_QUEUE_BLOCKS)
+        fd = source.fileno()
+
+        def pump() -> None:
+            while True:
+                try:
+                    block = os.read(fd, 65536)
+                except OSError:
+                    block = b""
+                blocks.put(block if block else None)  # blocks the writer while the queue is full
+                if not block:
+                    return
+
+        threading.Thread(target=pump, name="cairn-stdin", daemon=True).start()
+        self._stdin_reader = _QueueReader(blocks)
+        self._stdin_chunker = LineChunker(self._stdin_reader, 0, self.batch_bytes)  # type: ignore[arg-type]
+        # A pipe cannot be re-read: each run is its own stream, so tokens never collide.
+        self._stdin_stream = Stream(self.loader, f"stdin-{uuid.uuid4().hex[:16]}", "-")
+        self._stdin_last_send = 0.0
+
+    def _read_stdin(self) -> bool:
+        assert self._stdin_chunker is not None and self._stdin_reader is not None
+        sent = 0
+        while sent < MAX_CHUNKS_PER_CYCLE and not self.stop.is_set():
+            chunk = self._stdin_chunker.next_chunk(final=self._stdin_reader.eof)
+            if chunk is None:
+                break
+            self._send(self._stdin_stream, chunk, chunk.end)  # type: ignore[arg-type]
+            self._stdin_last_send = time.monotonic()
+            sent += 1
+        return sent == MAX_CHUNKS_PER_CYCLE
+
+    # -- state ---------------------------------------------------------------
+    def state(self, running: bool = True) -> dict:
+        """What the collector is doing, per source (written to ``collector.json``)."""
+        now = time.time()
+        sources = []
+        for followed in self.files.values():
+            size = followed.last_size
+            if not followed.compressed:
+                try:
+                    size = os.fstat(followed.handle.fileno()).st_size
+                except (OSError, ValueError):
+                    pass
+            lag = max(0, size - followed.stream.sent_end) if not followed.compressed else 0
+            sources.append({
+                "source": followed.path, "fingerprint": followed.fp, "position": followed.stream.sent_end,
+                "size": size, "lag_bytes": lag,
+                "lag_seconds": round(now - followed.behind_since, 3) if followed.behind_since and lag else 0.0,
+                "state": "rotated, draining" if followed.gone_since else "following"})
+        if self._stdin_stream is not None:
+            sources.append({"source": "-", "fingerprint": self._stdin_stream.fp,
+                            "position": self._stdin_stream.sent_end, "size": None,
+                            "lag_bytes": (self._stdin_chunker.buffered if self._stdin_chunker else 0)
+                            + (self._stdin_reader.blocks.qsize() * 65536 if self._stdin_reader else 0),
+                            "lag_seconds": None,
+                            "state": "end of input" if self._stdin_reader and self._stdin_reader.eof else "following"})
+        return {"pid": os.getpid(), "running": running, "updated": now, "started": self.started,
+                "engine_ok": self.engine_ok, "last_error": self.last_error, "retries": self.retries,
+                "sources": sources}
+
+    def _write_state(self, force: bool = False, running: bool = True) -> None:
+        if self.state_path is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_state < 0.5:
+            return
+        self._last_state = now
+        tmp = self.state_path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self.state(running)))
+            os.replace(tmp, self.state_path)
+        except OSError as exc:
+            log.debug("cannot write %s: %s", self.state_path, exc)
+
+
+def served_engine(config: "Config") -> Callable[[], "Engine | None"]:
+    """Reconnect function for a collector talking to `cairn serve` through ``serve.json``.
+
+    Never opens the data directory itself (that would stop the server from coming
+    back): it only follows where, and with which credential, the server listens now.
+    """
+
+    def reconnect() -> "Engine | None":
+        from cairn.engine import RemoteEngine
+        from cairn.engine.served import read_serve_file
+
+        served = read_serve_file(config.data_dir)
+        if served is None:
+            return None
+        return RemoteEngine(served.host, served.port, served.user, served.password, config.database,
+                            connect_timeout=2)
+
+    return reconnect
+
+
+def _open_followed(path: str, compressed: bool) -> BinaryIO:
+    if compressed:
+        import gzip
+
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    # Unbuffered: every read asks the kernel, so bytes appended later are seen.
+    return open(path, "rb", buffering=0)  # type: ignore[return-value]
+
+
+def install_signal_handlers(collector: Collector) -> None:
+    """SIGTERM and SIGINT stop the collector cleanly (current insert finishes, positions commit)."""
+
+    def handler(signum: int, frame: object) -> None:
+        collector.stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+# ---------------------------------------------------------------------------
+# `cairn status` section
+# ---------------------------------------------------------------------------
+
+def read_state(data_dir: Path) -> dict | None:
+    """The live collector state, or None when no collector is running."""
+    path = Path(data_dir) / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not state.get("running"):
+        return None
+    try:
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return state
+
+
+def collector_status(engine: "Engine", config: "Config") -> dict:
+    """Per-source position and lag (bytes, seconds) and line outcomes, for `cairn status`."""
+    from datetime import datetime, timezone
+
+    db = engine.database
+    stats: dict[str, dict[str, int]] = {}
+    for source, status, lines in engine.query_rows(
+            f"SELECT source, status, sum(lines) FROM `{db}`._ingest_stats GROUP BY source, status"):
+        stats.setdefault(source, {})[status] = int(lines)
+    live = read_state(config.data_dir)
+    rows: list[dict] = []
+    listed: set[str] = set()
+    if live:
+        for src in live["sources"]:
+            counts = stats.get(src["source"], {})
+            rows.append({"source": src["source"], "state": src["state"] if live["engine_ok"] else "waiting for engine",
+                         "read": f"{src['position']:,}", "lag bytes": f"{src['lag_bytes']:,}",
+                         "lag s": src["lag_seconds"] if src["lag_seconds"] is not None else "-",
+                         "events": f"{counts.get('event', 0):,}", "quarantined": f"{counts.get('quarantined', 0):,}",
+                         "skipped": f"{counts.get('skipped', 0):,}"})
+            listed.add(src["source"])
+    now = datetime.now(timezone.utc)
+    checkpoints = engine.query_rows(
+        f"SELECT argMax(source, updated_at) AS src, argMax(offset, updated_at), argMax(size, updated_at), "
+        f"max(updated_at) FROM `{db}`._checkpoints WHERE NOT startsWith(fingerprint, 'stdin-') "
+        "GROUP BY fingerprint ORDER BY 4")
+    latest: dict[str, tuple] = {}
+    for source, offset, size, updated in checkpoints:
+        latest[source] = (offset, size, updated)
+    for source, (offset, size, updated) in latest.items():
+        if source in listed:
+            continue
+        current = _current_size(source, size)
+        lag = max(0, current - offset)
+        if updated is not None and updated.tzinfo is None:
+            updated = updated.replace(tzinfo=timezone.utc)
+        lag_seconds = round((now - updated).total_seconds(), 1) if lag and updated else 0
+        counts = stats.get(source, {})
+        rows.append({"source": source, "state": "not followed", "read": f"{offset:,}", "lag bytes": f"{lag:,}",
+                     "lag s": lag_seconds, "events": f"{counts.get('event', 0):,}",
+                     "quarantined": f"{counts.get('quarantined', 0):,}", "skipped": f"{counts.get('skipped', 0):,}"})
+    return {"title": "collector sources" + (f" (collector pid {live['pid']} running)" if live else ""),
+            "rows": rows}
+
+
+def _current_size(source: str, recorded: int) -> int:
+    try:
+        if is_gzip(source):
+            return recorded
+        return os.path.getsize(source)
+    except OSError:
+        return recorded

@@ -1,0 +1,1 @@
+"""Open edX data other than tracking logs: the MySQL tables and the course structure."""

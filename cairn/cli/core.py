@@ -9,11 +9,11 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
 from rich.table import Table
 
 from cairn.cli import console, err_console, state
+from cairn.cli.ui import (FileShare, bytes_progress, human_bytes, load_results_table, print_quarantine_note,
+                          require_schema, rows_table)
 from cairn.errors import CairnError
 
 
@@ -79,7 +79,6 @@ def load_command(
 ) -> None:
     """Load tracking-log files into the datalake (resumes where a previous load stopped)."""
     from cairn.ingest.loader import Loader
-    from cairn.schema.migrator import Migrator
 
     st = state(ctx)
     for file in files:
@@ -87,41 +86,21 @@ def load_command(
             raise CairnError(f"{file}: no such file")
         if file.is_dir():
             raise CairnError(f"{file} is a folder; give the log files inside it")
-    engine = st.engine()
-    if Migrator(engine, st.config).pending():
-        raise CairnError("the datalake schema is not up to date; run `cairn migrate` first")
+    engine = require_schema(st)
     loader = Loader(engine, batch_bytes=st.config["collector.batch_bytes"])
     total = sum(f.stat().st_size for f in files)
     results = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=err_console, disable=quiet, transient=True) as progress:
+    with bytes_progress(err_console, quiet=quiet, transient=True) as progress:
         task = progress.add_task("loading", total=total)
         for file in files:
             progress.update(task, description=f"loading {file.name}")
-            size, seen = file.stat().st_size, [0]
-
-            def advance(n: int, size=size, seen=seen) -> None:
-                # Compressed files report uncompressed bytes; keep the bar within the file's share.
-                step = max(0, min(n, size - seen[0]))
-                seen[0] += step
-                progress.advance(task, step)
-
-            results.append(loader.load_file(file, progress=advance))
-            progress.advance(task, size - seen[0])
+            share = FileShare(progress, task, file.stat().st_size)
+            results.append(loader.load_file(file, progress=share.advance))
+            share.finish()
     if quiet:
         return
-    table = Table(title_justify="left")
-    for column in ("file", "events", "quarantined", "skipped", "note"):
-        table.add_column(column, justify="right" if column in ("events", "quarantined", "skipped") else "left",
-                         overflow="fold")
-    for result in results:
-        note = ("already loaded: nothing added" if result.already_loaded
-                else f"{result.bytes_loaded:,} bytes read")
-        table.add_row(escape(result.source), f"{result.counts.get('event', 0):,}",
-                      f"{result.counts.get('quarantined', 0):,}", f"{result.counts.get('skipped', 0):,}", note)
-    console.print(table)
-    if any(r.counts.get("quarantined") for r in results):
-        console.print(f"Quarantined lines are in {engine.database}._quarantine (see `reason`).", style="yellow")
+    console.print(load_results_table(results, already_note="already loaded: nothing added"))
+    print_quarantine_note(console, results, engine.database)
 
 
 def client_command(
@@ -178,25 +157,10 @@ def status_command(
         if row["engine"] == "View":  # computed when queried: counting would run the query
             table.add_row(row["name"], "view", "")
         else:
-            table.add_row(row["name"], f"{row['rows']:,}", _human_bytes(row["bytes"]))
+            table.add_row(row["name"], f"{row['rows']:,}", human_bytes(row["bytes"]))
     console.print(table)
     for section in info.get("sections", []):
-        rows = section.get("rows", [])
-        extra = Table(title=section.get("title", ""), title_justify="left")
-        columns = list(rows[0]) if rows else ["(nothing)"]
-        for column in columns:
-            extra.add_column(str(column), overflow="fold")
-        for row in rows:
-            extra.add_row(*(escape(str(row.get(c, ""))) for c in columns))
-        console.print(extra)
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+        console.print(rows_table(section.get("title", ""), section.get("rows", []), fold=True))
 
 
 def register(app: typer.Typer) -> None:

@@ -10,17 +10,8 @@ import typer
 from rich.markup import escape
 
 from cairn.cli import console, err_console, state
+from cairn.cli.ui import require_schema
 from cairn.errors import CairnError
-
-
-def _engine_ready(ctx: typer.Context):
-    from cairn.schema.migrator import Migrator
-
-    st = state(ctx)
-    engine = st.engine()
-    if Migrator(engine, st.config).pending():
-        raise CairnError("the datalake schema is not up to date; run `cairn migrate` first")
-    return st, engine
 
 
 def _print_results(results) -> None:
@@ -45,7 +36,8 @@ def import_course_command(
     """Import course structures into openedx.course_blocks (atomic replacement per course)."""
     from cairn.sources.course_structure import import_course, watch_exports
 
-    st, engine = _engine_ready(ctx)
+    st = state(ctx)
+    engine = require_schema(st)
     if course_key and len(paths or []) > 1:
         raise CairnError("--course-key applies to one export; give a single PATH")
     for path in paths or []:
@@ -79,7 +71,8 @@ def refresh_courses_command(
     """
     from cairn.sources.course_structure import refresh_stale_courses, stale_courses
 
-    st, engine = _engine_ready(ctx)
+    st = state(ctx)
+    engine = require_schema(st)
     if list_only:
         rows = stale_courses(engine)
         for course, modified, last in rows:

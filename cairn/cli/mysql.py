@@ -6,23 +6,13 @@ from typing import List
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from cairn.cli import console, err_console, state
+from cairn.cli.ui import rows_table
 from cairn.errors import CairnError
 
 mysql_app = typer.Typer(help="Open edX MySQL tables in the datalake: apply the mode, sync, check.",
                         no_args_is_help=True)
-
-
-def _print_rows(title: str, rows: list[dict]) -> None:
-    table = Table(title=title, title_justify="left")
-    columns = list(rows[0]) if rows else ["(nothing)"]
-    for column in columns:
-        table.add_column(str(column))
-    for row in rows:
-        table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
-    console.print(table)
 
 
 @mysql_app.command("apply")
@@ -85,7 +75,7 @@ def status_command(ctx: typer.Context) -> None:
 
     st = state(ctx)
     section = openedx_mysql.status_section(st.engine(), st.config)
-    _print_rows(section["title"], section["rows"])
+    console.print(rows_table(section["title"], section["rows"]))
 
 
 @mysql_app.command("create-tables")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from cairn import hooks
+from cairn.catalog import MYSQL_TABLES
 from cairn.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "cairn.toml"
@@ -117,9 +119,9 @@ def _parse_table_mode(value: Any) -> str:
     return text
 
 
-# The Open edX MySQL tables as named in the datalake (see cairn/sources/openedx_mysql.py).
-MYSQL_DATALAKE_TABLES = ("users", "user_profiles", "enrollments", "course_grades", "subsection_grades",
-                         "block_completion", "course_overviews", "course_access_roles", "certificates")
+# The Open edX MySQL tables as named in the datalake: each gets its own mode and refresh
+# period settings. Declared in the catalog (cairn/catalog.py).
+MYSQL_DATALAKE_TABLES = tuple(MYSQL_TABLES)
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,21 @@ SETTINGS: tuple[Setting, ...] = (
             "bytes of log read per insert during backfill"),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def all_settings() -> tuple[Setting, ...]:
+    """The built-in settings, then those added to the ``cairn.hooks.SETTINGS`` extension point."""
+    extra = tuple(s for s in hooks.SETTINGS.items() if s.name not in SETTINGS_BY_NAME)
+    return SETTINGS + extra
+
+
+def setting_named(name: str) -> Setting | None:
+    """The setting called ``name`` (built-in or added through ``cairn.hooks.SETTINGS``), or None."""
+    found = SETTINGS_BY_NAME.get(name)
+    if found is None:
+        found = next((s for s in hooks.SETTINGS.items() if s.name == name), None)
+    return found
+
 # Old names kept working: Cairn's predecessors used a singular variable for migrations.
 ENV_ALIASES = {"CAIRN_MIGRATIONS_FOLDER": "migrations_folders"}
 
@@ -234,19 +251,24 @@ class Config:
             origins[name] = origin
         return Config(values, origins, self.file)
 
+    def secret_values(self) -> list[str]:
+        """The values of secret settings that are set (to mask them in anything printed)."""
+        return [value for name, value in self.values.items()
+                if value and (setting := setting_named(name)) is not None and setting.secret]
+
     def redacted(self) -> dict[str, Any]:
         """The values with secrets masked, for printing."""
         out = {}
         for name, value in self.values.items():
-            setting = SETTINGS_BY_NAME[name]
+            setting = setting_named(name)
             out[name] = ("********" if value else "") if setting.secret else value
         return out
 
 
 def _validate(name: str, raw: Any, origin: str) -> Any:
-    setting = SETTINGS_BY_NAME.get(name)
+    setting = setting_named(name)
     if setting is None:
-        known = ", ".join(sorted(SETTINGS_BY_NAME))
+        known = ", ".join(sorted(s.name for s in all_settings()))
         raise ConfigError(f"unknown setting {name!r} ({origin}); known settings: {known}")
     try:
         return setting.parse(raw)
@@ -276,8 +298,9 @@ def load_config(
     ``overrides`` are CLI flags, the highest precedence.
     """
     environ = os.environ if environ is None else environ
-    values = {s.name: (list(s.default) if isinstance(s.default, list) else s.default) for s in SETTINGS}
-    origins = {s.name: "default" for s in SETTINGS}
+    settings = all_settings()
+    values = {s.name: (list(s.default) if isinstance(s.default, list) else s.default) for s in settings}
+    origins = {s.name: "default" for s in settings}
 
     explicit = config_file or environ.get("CAIRN_CONFIG")
     path = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
@@ -296,7 +319,7 @@ def load_config(
     elif explicit:
         raise ConfigError(f"config file {path} does not exist")
 
-    for setting in SETTINGS:
+    for setting in settings:
         if setting.env_var in environ:
             values[setting.name] = _validate(setting.name, environ[setting.env_var], setting.env_var)
             origins[setting.name] = setting.env_var

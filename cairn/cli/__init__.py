@@ -1,14 +1,13 @@
 """The `cairn` command. Thin: it parses arguments and calls the library.
 
-Each module in this package registers its commands with ``register(app)``; new
-command modules are picked up automatically.
+Each command module registers its commands with ``register(app)``; they are imported
+explicitly below, in data-flow order, which is also their order in ``cairn --help``.
+Packages add commands through the ``cairn.hooks.CLI_COMMANDS`` extension point.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -108,18 +107,17 @@ def main_options(
     ctx.call_on_close(ctx.obj.close)
 
 
-# Order of the command groups in `cairn --help`: the data flow, then the rest by name.
-_HELP_ORDER = ["core", "up", "collect", "serve", "users", "mysql", "courses", "demo"]
-
-
 def _register_commands() -> None:
-    modules = sorted(pkgutil.iter_modules(__path__), key=lambda m: (
-        _HELP_ORDER.index(m.name) if m.name in _HELP_ORDER else len(_HELP_ORDER), m.name))
-    for module in modules:
-        loaded = importlib.import_module(f"{__name__}.{module.name}")
-        register = getattr(loaded, "register", None)
-        if register is not None:
-            register(app)
+    # Imported here, not at the top: the command modules import `app`, `state` and the
+    # consoles from this module. Order: set up and load, follow, serve, then the sources
+    # and the demo.
+    from cairn import hooks
+    from cairn.cli import collect, core, courses, demo, mysql, serve, up, users
+
+    for module in (core, up, collect, serve, users, mysql, courses, demo):
+        module.register(app)
+    for register in hooks.CLI_COMMANDS:
+        register(app)
 
 
 _register_commands()

@@ -22,7 +22,7 @@ def config_command(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Print the effective configuration (secrets masked) and where each value comes from."""
-    from cairn.config import SETTINGS_BY_NAME
+    from cairn.config import setting_named
 
     cfg = state(ctx).config
     values = cfg.redacted()
@@ -36,7 +36,7 @@ def config_command(
     table.add_column("environment variable", style="dim", overflow="fold")
     table.add_column("meaning", overflow="fold")
     for name, value in values.items():
-        setting = SETTINGS_BY_NAME[name]
+        setting = setting_named(name)
         table.add_row(name, escape(json.dumps(value) if not isinstance(value, str) else value),
                       escape(cfg.origins.get(name, "default")), setting.env_var, escape(setting.help))
     console.print(table)
@@ -55,7 +55,7 @@ def migrate_command(
     migrator = Migrator(st.engine(), st.config, extra_folders=path)
     styles = {"SKIP": "dim", "APPLY": "green", "FAKE": "yellow", "CHANGED": "bold yellow", "DRY-RUN": "cyan"}
 
-    secrets = [v for k, v in st.config.values.items() if k.endswith("password") and v]
+    secrets = st.config.secret_values()
 
     def echo(status: str, name: str, detail: str) -> None:
         for secret in secrets:  # rendered SQL may carry credentials (MySQL engine tables)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -69,7 +68,7 @@ def refresh_courses_command(
     The structure comes from courses.dump_command (e.g. the LMS dump script through tutor)
     or from the export for that course in courses.exports_dir.
     """
-    from cairn.sources.course_structure import refresh_stale_courses, stale_courses
+    from cairn.sources.course_structure import refresh_courses, stale_courses
 
     st = state(ctx)
     engine = require_schema(st)
@@ -80,11 +79,6 @@ def refresh_courses_command(
         if not rows:
             console.print("every course is up to date")
         return
-    dump_command = st.config["courses.dump_command"]
-    exports_dir = st.config["courses.exports_dir"]
-    if not dump_command and not exports_dir:
-        raise CairnError("set courses.dump_command or courses.exports_dir to tell where course structures come from")
-    every = interval or st.config["courses.poll_interval"]
 
     def echo(kind, course, detail) -> None:
         if kind == "imported":
@@ -94,11 +88,7 @@ def refresh_courses_command(
         else:
             err_console.print(f"[red]failed[/] {escape(course)}: {escape(str(detail))}", highlight=False)
 
-    while True:
-        refresh_stale_courses(engine, exports_dir=exports_dir or None, dump_command=dump_command, on_event=echo)
-        if once:
-            return
-        time.sleep(every)
+    refresh_courses(engine, st.config, on_event=echo, once=once, interval=interval)
 
 
 def register(app: typer.Typer) -> None:

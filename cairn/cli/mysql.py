@@ -47,10 +47,9 @@ def sync_command(
         console.print(f"{name:<20} {count:,} rows", highlight=False)
     if counts:
         # Columns of a newer (or older) Open edX release: reported, never fatal here.
-        for result in openedx_mysql.check_schema(st.engine(), st.config, list(counts)):
-            if result.unknown or result.missing:
-                err_console.print(f"[yellow]note[/] {result.table} ({escape(result.mysql_table)}): "
-                                  f"{escape(result.describe())}", highlight=False, soft_wrap=True)
+        for result in openedx_mysql.schema_differences(st.engine(), st.config, list(counts)):
+            err_console.print(f"[yellow]note[/] {result.table} ({escape(result.mysql_table)}): "
+                              f"{escape(result.describe())}", highlight=False, soft_wrap=True)
 
 
 @mysql_app.command("check")
@@ -94,10 +93,5 @@ def create_tables_command(ctx: typer.Context) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `cairn mysql` and the MySQL section of `cairn status`."""
-    from cairn.sources.openedx_mysql import status_section
-    from cairn.status import STATUS_SECTIONS
-
-    if status_section not in STATUS_SECTIONS:
-        STATUS_SECTIONS.append(status_section)
+    """Add `cairn mysql ...`."""
     app.add_typer(mysql_app, name="mysql")

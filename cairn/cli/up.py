@@ -28,22 +28,26 @@ def up_command(
     serves until Ctrl-C. Connect with `cairn client`, clickhouse-connect, or Superset
     (clickhousedb://USER:PASSWORD@HOST:PORT/openedx, users from `cairn createuser`).
     """
-    from cairn.cli.serve import serve_command
-    from cairn.stack import demo_options, prepare
+    from cairn.stack import demo_options, prepare, serve_until_stopped
 
     st = state(ctx)
     # Validate the flags before preparing anything (a bad --port must not cost a demo).
     flags = {"serve.host": host, "serve.port": port}
-    st._config = st.config.with_overrides({k: v for k, v in flags.items() if v is not None})
+    config = st.config.with_overrides({k: v for k, v in flags.items() if v is not None})
     options = demo_options(learners) if demo else None
-    prepared = prepare(st.config, options, live_rate, say=lambda text: console.print(escape(text), highlight=False))
+    prepared = prepare(config, options, live_rate, say=say)
     for note in prepared.notes or []:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    st._config = prepared.config  # serve what was prepared (demo sources, demo MySQL database)
     if prepared.start_live is not None:
         prepared.start_live()
         console.print(f"appending about {live_rate:g} live events/s to the demo tracking log", highlight=False)
-    serve_command(ctx, host=None, port=None, workers=None)
+    # Serve what was prepared (demo sources, demo MySQL database), not the original flags.
+    serve_until_stopped(prepared.config, say=lambda text: console.print(text, highlight=False))
+
+
+def say(text: str) -> None:
+    """Print a line of `cairn up`'s progress (plain text: markup is escaped)."""
+    console.print(escape(text), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -68,11 +68,7 @@ def listusers_command(ctx: typer.Context,
 
 
 def register(app: typer.Typer) -> None:
-    from cairn.status import STATUS_SECTIONS
-    from cairn.serve.users import users_status
-
-    if users_status not in STATUS_SECTIONS:
-        STATUS_SECTIONS.append(users_status)
+    """Add `cairn createuser`, `cairn deleteuser` and `cairn listusers`."""
     app.command("createuser")(createuser_command)
     app.command("deleteuser")(deleteuser_command)
     app.command("listusers")(listusers_command)

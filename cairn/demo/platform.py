@@ -13,14 +13,15 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from cairn.catalog import MYSQL_TABLES
 from cairn.demo.courses import DemoCourse
 from cairn.demo.events import CERTIFICATE_MODES, LETTER
 from cairn.demo.people import EMAIL_DOMAIN, Learner
 from cairn.errors import CairnError
+from cairn.sources.openedx_mysql import quote_mysql_identifier
 
-TABLES = ("auth_user", "auth_userprofile", "student_courseenrollment", "grades_persistentcoursegrade",
-          "grades_persistentsubsectiongrade", "completion_blockcompletion", "course_overviews_courseoverview",
-          "student_courseaccessrole", "certificates_generatedcertificate")
+# The Open edX MySQL tables the demo fills (and empties first): those the datalake reads.
+TABLES = tuple(MYSQL_TABLES.values())
 BATCH = 5000
 
 
@@ -32,7 +33,8 @@ def _dt(t: float | None) -> datetime | None:
 
 
 def _insert(cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> int:
-    sql = (f"INSERT INTO `{table}` (" + ", ".join(f"`{c}`" for c in columns) + ") VALUES ("
+    sql = (f"INSERT INTO {quote_mysql_identifier(table)} ("
+           + ", ".join(quote_mysql_identifier(c) for c in columns) + ") VALUES ("
            + ", ".join(["%s"] * len(columns)) + ")")
     rows = list(rows)
     for start in range(0, len(rows), BATCH):
@@ -59,7 +61,7 @@ def fill_mysql(params: Any, courses: list[DemoCourse], people: list[Learner], en
                     "database for the demo")
             conn.autocommit(False)
             for table in TABLES:
-                cur.execute(f"DELETE FROM `{table}`")
+                cur.execute(f"DELETE FROM {quote_mysql_identifier(table)}")
             last_seen: dict[int, float] = {}
             for e in enrollments:
                 last_seen[e.learner.user_id] = max(last_seen.get(e.learner.user_id, 0.0), e.last_activity)

@@ -1,7 +1,8 @@
 """Schema migrations: ordered ``.sql`` files rendered with Jinja, recorded in ``_migrations``.
 
 Cairn's own migrations ship in ``cairn/schema/migrations/``; users add folders of their
-own (``migrations_folders`` in the configuration, or ``cairn migrate --path``).
+own (``migrations_folders`` in the configuration, or ``cairn migrate --path``), and
+packages theirs through the ``cairn.hooks.MIGRATION_FOLDERS`` extension point.
 All files are merged and applied in name order. A file is applied once; its
 checksum (of the template text) is recorded so that a later edit is reported.
 """
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import jinja2
 
-from cairn.engine import sql_string
+from cairn import hooks
+from cairn.engine import sql_identifier, sql_string
 from cairn.errors import EngineError, MigrationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -166,17 +168,20 @@ class Migrator:
     def __init__(self, engine: "Engine", config: "Config", extra_folders: Iterable[str | Path] = ()):
         self.engine = engine
         self.config = config
-        folders = list(config["migrations_folders"]) + [str(f) for f in extra_folders]
+        # Packages' folders first, then the user's: name order decides anyway, and a clash
+        # of names is reported whatever the order.
+        folders = ([str(f) for f in hooks.MIGRATION_FOLDERS] + list(config["migrations_folders"])
+                   + [str(f) for f in extra_folders])
         self.migrations = discover(folders)
         self.database = config.database
 
     def _bootstrap(self) -> None:
         """Create the database and the bookkeeping table (idempotent)."""
         ctx = template_context(self.config)
-        self.engine.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}` {ctx['on_cluster']}")
+        self.engine.command(f"CREATE DATABASE IF NOT EXISTS {sql_identifier(self.database)} {ctx['on_cluster']}")
         engine = _table_engine(ctx["cluster"])("MergeTree")
         self.engine.command(
-            f"CREATE TABLE IF NOT EXISTS `{self.database}`.{MIGRATIONS_TABLE} {ctx['on_cluster']} ("
+            f"CREATE TABLE IF NOT EXISTS {sql_identifier(self.database)}.{MIGRATIONS_TABLE} {ctx['on_cluster']} ("
             " name String COMMENT 'migration file name',"
             " checksum String COMMENT 'sha256 of the file when it was applied',"
             " applied_at DateTime64(3, 'UTC') COMMENT 'when it was applied (or faked)',"
@@ -185,14 +190,11 @@ class Migrator:
 
     def applied(self) -> dict[str, tuple[str, datetime]]:
         """Recorded migrations: name -> (checksum, applied_at). Empty before the first run."""
-        exists = self.engine.query_value(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-            {"db": self.database, "t": MIGRATIONS_TABLE})
-        if not exists:
+        if MIGRATIONS_TABLE not in self.engine.tables(self.database):
             return {}
         rows = self.engine.query_rows(
             f"SELECT name, argMax(checksum, applied_at), max(applied_at) "
-            f"FROM `{self.database}`.{MIGRATIONS_TABLE} GROUP BY name")
+            f"FROM {sql_identifier(self.database)}.{MIGRATIONS_TABLE} GROUP BY name")
         return {name: (checksum, applied_at) for name, checksum, applied_at in rows}
 
     def status(self) -> list[MigrationStatus]:
@@ -262,6 +264,6 @@ class Migrator:
 
     def _record(self, migration: Migration, faked: bool) -> None:
         self.engine.insert(
-            f"`{self.database}`.{MIGRATIONS_TABLE}",
+            f"{sql_identifier(self.database)}.{MIGRATIONS_TABLE}",
             [[migration.name, migration.checksum, datetime.now(timezone.utc), faked]],
             ["name", "checksum", "applied_at", "faked"])

@@ -1,6 +1,7 @@
 """Access rights: one declarative model of how every datalake row belongs to a course/org.
 
-Every table and view of the datalake database is declared here with a ``Rule``:
+Every table and view of the datalake database is declared in ``cairn.catalog``; its
+entry gives it a ``Rule`` here:
 
 * ``course``   rows carry a course key column (and maybe an org column); a user sees the
                rows of their courses, and of every course of their orgs;
@@ -30,6 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from cairn import catalog
 from cairn.engine import sql_identifier, sql_string  # noqa: F401 - re-exported
 from cairn.errors import CairnError, EngineError
 
@@ -132,32 +134,22 @@ def learner(column: str, note: str = "") -> Rule:
 SHARED = Rule("shared")
 INTERNAL = Rule("internal")
 
-EVENT_TABLES = ("events", "video_events", "problem_events", "enrollment_events", "navigation_events",
-                "grade_events", "forum_events", "completion_events", "certificate_events")
+# The registry, built from the catalog (cairn/catalog.py), where every table and view
+# is declared with its access columns. A table missing there is invisible to restricted
+# users (and tests/integration/test_access.py fails, on purpose).
+EVENT_TABLES = catalog.EVENT_TABLES
 
-# The registry. Add your table or view here when you add it to the datalake; until
-# then restricted users cannot see it (and tests/test_access.py fails, on purpose).
-TABLES: dict[str, Rule] = {
-    **{name: course("course_id", "org") for name in EVENT_TABLES},
-    # MySQL-derived tables (Open edX LMS).
-    "users": learner("id", "auth_user: only learners enrolled in the user's courses (email, username)"),
-    "user_profiles": learner("user_id", "auth_userprofile: name, city, ... of enrolled learners only"),
-    "enrollments": course("course_id"),
-    "course_grades": course("course_id"),
-    "subsection_grades": course("course_id"),
-    "block_completion": course("course_key"),
-    "course_overviews": course("id", "org"),
-    "course_access_roles": course("course_id", "org"),
-    "certificates": course("course_id"),
-    # Course structure (OLX).
-    "course_blocks": course("course_id", "org"),
-    # Convenience views (0110, 0290). Their base tables are filtered too; the view's own
-    # predicate is a second, independent guard on what it returns.
-    "enrollments_with_profile": course("course_id", "org"),
-    "grades_with_learner": course("course_id", "org"),
-    "learner_activity": course("course_id", "org"),
-    "completion_with_blocks": course("course_id"),
-}
+
+def rule_of(entry: catalog.Table) -> Rule:
+    """The access rule of a catalog entry (event tables are course-scoped)."""
+    if entry.kind in ("event", "course"):
+        return course(entry.course_column, entry.org_column, entry.access_note)
+    if entry.kind == "learner":
+        return learner(entry.learner_column, entry.access_note)
+    return SHARED if entry.kind == "shared" else INTERNAL
+
+
+TABLES: dict[str, Rule] = {entry.name: rule_of(entry) for entry in catalog.public_tables()}
 
 # Internal storage behind a declared view: `_mysql_<name>_copy` / `_mysql_<name>_live`
 # hold exactly the columns of the view <name>. They stay unqueryable for restricted
@@ -172,11 +164,6 @@ def filter_rule_for(name: str) -> Rule:
     if match and match.group(1) in TABLES:
         return TABLES[match.group(1)]
     return rule_for(name)
-
-
-def register(name: str, rule: Rule) -> None:
-    """Declare a table or view (for modules that add their own)."""
-    TABLES[name] = rule
 
 
 def rule_for(name: str) -> Rule:

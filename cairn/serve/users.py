@@ -15,8 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from cairn.serve.access import Scope, drop_statements, scope_of, server_statements
+from cairn import hooks
+from cairn.engine import sql_identifier
 from cairn.errors import CairnError
+from cairn.serve.access import Scope, drop_statements, scope_of, server_statements
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
@@ -82,14 +84,19 @@ def validate_username(name: str) -> str:
     return name
 
 
+USERS_TABLE = "_users"
+
+
 def _table(engine: "Engine") -> str:
-    return f"`{engine.database}`._users"
+    return f"{sql_identifier(engine.database)}.{USERS_TABLE}"
+
+
+def _has_table(engine: "Engine") -> bool:
+    return USERS_TABLE in engine.tables(engine.database)
 
 
 def _ensure_table(engine: "Engine") -> None:
-    exists = engine.query_value("SELECT count() FROM system.tables WHERE database = {db:String} AND name = '_users'",
-                                {"db": engine.database})
-    if not exists:
+    if not _has_table(engine):
         raise CairnError("the datalake has no user table yet; run `cairn migrate` first")
 
 
@@ -111,11 +118,6 @@ def get_user(engine: "Engine", name: str) -> User | None:
     return None
 
 
-def _datalake_tables(engine: "Engine") -> list[str]:
-    return [r[0] for r in engine.query_rows(
-        "SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name", {"db": engine.database})]
-
-
 def create_user(engine: "Engine", config: "Config", name: str, password: str, course_ids: Iterable[str] = (),
                 org_ids: Iterable[str] = (), admin: bool = False, replace: bool = False) -> User:
     """Create (or with ``replace`` update) an account; validates everything first."""
@@ -132,7 +134,7 @@ def create_user(engine: "Engine", config: "Config", name: str, password: str, co
         raise CairnError(f"user {name!r} already exists (delete it first, or use --replace)")
     on_server = config.engine == "server"
     if on_server:
-        tables = _datalake_tables(engine)
+        tables = engine.tables(engine.database)
         if existing is not None:
             for statement in drop_statements(name, engine.database, tables, config["clickhouse.cluster"]):
                 engine.command(statement)
@@ -149,7 +151,7 @@ def delete_user(engine: "Engine", config: "Config", name: str) -> None:
     if get_user(engine, name) is None:
         raise CairnError(f"no user {name!r}")
     if config.engine == "server":
-        for statement in drop_statements(name, engine.database, _datalake_tables(engine),
+        for statement in drop_statements(name, engine.database, engine.tables(engine.database),
                                          config["clickhouse.cluster"]):
             engine.command(statement)
     _write(engine, User(name, "", False, (), ()), deleted=True)
@@ -157,7 +159,7 @@ def delete_user(engine: "Engine", config: "Config", name: str) -> None:
 
 def _write(engine: "Engine", user: User, deleted: bool) -> None:
     version = time.time_ns() // 1000
-    engine.insert(f"{engine.database}._users",
+    engine.insert(_table(engine),
                   [[user.name, user.password_hash, user.admin, list(user.course_ids), list(user.org_ids),
                     deleted, version]],
                   ["name", "password_hash", "admin", "course_ids", "org_ids", "deleted", "version"])
@@ -208,8 +210,10 @@ class Authenticator:
 
 def users_status(engine: "Engine", config: "Config") -> dict:
     """`cairn status` section: the datalake accounts and their scopes (no hashes)."""
-    exists = engine.query_value("SELECT count() FROM system.tables WHERE database = {db:String} AND name = '_users'",
-                                {"db": engine.database})
-    users = list_users(engine) if exists else []
+    users = list_users(engine) if _has_table(engine) else []
     return {"title": "datalake users",
             "rows": [{"user": u.name, "scope": u.describe_scope()} for u in users]}
+
+
+# This module's section of `cairn status` (extension point declared in cairn.hooks).
+hooks.STATUS_SECTIONS.add(users_status)

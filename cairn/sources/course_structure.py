@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from cairn.engine import sql_identifier
 from cairn.errors import CairnError
 from cairn.sources.lms.cairn_dump_course_blocks import RECORD_FIELDS, course_block_records, iso_datetime
 
@@ -377,7 +378,8 @@ def replace_course_blocks(engine: "Engine", records: list[dict], database: str |
     swaps them in one step: readers see the old version or the new one, never an empty course.
     """
     database = database or engine.database
-    table, staging = f"`{database}`.course_blocks", f"`{database}`._course_blocks_staging"
+    db = sql_identifier(database)
+    table, staging = f"{db}.course_blocks", f"{db}._course_blocks_staging"
     by_course: dict[str, list[dict]] = {}
     for record in records:
         by_course.setdefault(record["course_id"], []).append(record)
@@ -483,13 +485,6 @@ def watch_exports(engine: "Engine", folder: str | os.PathLike, interval: float =
             time.sleep(interval)
 
 
-def last_imports(engine: "Engine", database: str | None = None) -> dict[str, datetime]:
-    """course_id -> time of its last import."""
-    database = database or engine.database
-    rows = engine.query_rows(f"SELECT course_id, max(imported_at) FROM `{database}`.course_blocks GROUP BY course_id")
-    return {course: when for course, when in rows}
-
-
 def stale_courses(engine: "Engine", database: str | None = None,
                   overviews_table: str = "course_overviews") -> list[tuple[str, datetime, datetime | None]]:
     """Courses published since their last import: (course_id, modified, last import or None).
@@ -498,12 +493,12 @@ def stale_courses(engine: "Engine", database: str | None = None,
     ``course_overviews_courseoverview``: ``id``, ``modified``), rewritten by Open edX
     on every publish, and compares with ``max(imported_at)`` in course_blocks.
     """
-    database = database or engine.database
+    db = sql_identifier(database or engine.database)
     sql = (
         f"SELECT o.id, o.modified, b.last_import FROM "
         f"(SELECT toString(id) AS id, max(toDateTime64(modified, 3, 'UTC')) AS modified "
-        f" FROM `{database}`.`{overviews_table}` GROUP BY id) AS o "
-        f"LEFT JOIN (SELECT course_id, max(imported_at) AS last_import FROM `{database}`.course_blocks "
+        f" FROM {db}.{sql_identifier(overviews_table)} GROUP BY id) AS o "
+        f"LEFT JOIN (SELECT course_id, max(imported_at) AS last_import FROM {db}.course_blocks "
         f" GROUP BY course_id) AS b ON b.course_id = o.id "
         f"WHERE b.last_import IS NULL OR o.modified > b.last_import ORDER BY o.id"
     )
@@ -577,3 +572,23 @@ def _course_key_of(path: Path) -> str:
     with extracted(path) as folder:
         top = _parse_xml(find_course_folder(folder) / "course.xml", folder)
         return f"course-v1:{top.get('org')}+{top.get('course')}+{top.get('url_name')}"
+
+
+def refresh_courses(engine: "Engine", config: Any, on_event: Callable[[str, str, Any], None],
+                    once: bool = False, interval: float | None = None) -> None:
+    """Re-import the courses published since their last import, every ``interval`` seconds.
+
+    Structures come from ``courses.dump_command`` or ``courses.exports_dir`` (one of them
+    must be set); ``interval`` defaults to ``courses.poll_interval``. Runs until
+    interrupted, or one pass with ``once``.
+    """
+    dump_command = config["courses.dump_command"]
+    exports_dir = config["courses.exports_dir"]
+    if not dump_command and not exports_dir:
+        raise CairnError("set courses.dump_command or courses.exports_dir to tell where course structures come from")
+    every = interval or config["courses.poll_interval"]
+    while True:
+        refresh_stale_courses(engine, exports_dir=exports_dir or None, dump_command=dump_command, on_event=on_event)
+        if once:
+            return
+        time.sleep(every)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from cairn import catalog, hooks
+from cairn.engine import sql_identifier
 from cairn.errors import CairnError
 
 OPENEDX_TABLES_SQL = "openedx_tables.sql"
@@ -131,18 +133,8 @@ def quote_mysql_identifier(name: str) -> str:
 # The Open edX MySQL tables in the datalake
 # ---------------------------------------------------------------------------
 
-#: datalake table (database ``openedx`` by default) -> Open edX MySQL table
-DATALAKE_TABLES: dict[str, str] = {
-    "users": "auth_user",
-    "user_profiles": "auth_userprofile",
-    "enrollments": "student_courseenrollment",
-    "course_grades": "grades_persistentcoursegrade",
-    "subsection_grades": "grades_persistentsubsectiongrade",
-    "block_completion": "completion_blockcompletion",
-    "course_overviews": "course_overviews_courseoverview",
-    "course_access_roles": "student_courseaccessrole",
-    "certificates": "certificates_generatedcertificate",
-}
+#: datalake table (database ``openedx`` by default) -> Open edX MySQL table, from the catalog
+DATALAKE_TABLES: dict[str, str] = dict(catalog.MYSQL_TABLES)
 #: Columns of the MySQL tables deliberately not brought into the datalake.
 NOT_COPIED: dict[str, frozenset[str]] = {"users": frozenset({"password"})}
 #: The migration that defines the datalake objects; `apply` renders it again.
@@ -151,17 +143,12 @@ TABLES_MIGRATION = "0100_mysql_tables.sql"
 
 def copy_table(name: str) -> str:
     """The MergeTree table holding the synced copy of ``name``."""
-    return f"_mysql_{name}_copy"
-
-
-def live_table(name: str) -> str:
-    """The MySQL-engine table reading ``name`` at query time."""
-    return f"_mysql_{name}_live"
+    return catalog.backing_table(name, "copy")
 
 
 def refresh_view(name: str) -> str:
     """The refreshable materialized view copying ``name`` (synced mode)."""
-    return f"_mysql_{name}_refresh"
+    return catalog.backing_table(name, "refresh")
 
 
 def collection_name(config: Any) -> str:
@@ -224,8 +211,7 @@ def apply(engine: Any, config: Any) -> dict[str, str]:
     status = states.get(TABLES_MIGRATION)
     if status is None or status.state == "pending":
         raise CairnError("the MySQL tables are not in the datalake yet; run `cairn migrate` first")
-    before = {row[0] for row in engine.query_rows(
-        "SELECT name FROM system.tables WHERE database = {db:String}", {"db": config.database})}
+    before = set(engine.tables(config.database))
     sql = render(status.migration, config)
     for statement in split_statements(sql):
         try:
@@ -238,7 +224,7 @@ def apply(engine: Any, config: Any) -> dict[str, str]:
     # of newly synced tables now, in the background: apply itself never waits for MySQL.
     for name, mode in modes.items():
         if mode == "synced" and refresh_view(name) not in before:
-            engine.command(f"SYSTEM REFRESH VIEW `{config.database}`.`{refresh_view(name)}`")
+            engine.command(f"SYSTEM REFRESH VIEW {_qualified(config.database, refresh_view(name))}")
     return modes
 
 
@@ -251,12 +237,11 @@ def sync(engine: Any, config: Any, tables: Any = None) -> dict[str, int]:
     from cairn.errors import EngineError
 
     modes = table_modes(config)
-    db = f"`{config.database}`"
     counts = {}
     for name in _check_names(tables):
         if modes[name] != "synced":
             continue
-        view = f"{db}.`{refresh_view(name)}`"
+        view = _qualified(config.database, refresh_view(name))
         try:
             engine.command(f"SYSTEM REFRESH VIEW {view}")
             engine.command(f"SYSTEM WAIT VIEW {view}")
@@ -264,7 +249,7 @@ def sync(engine: Any, config: Any, tables: Any = None) -> dict[str, int]:
             if exc.code == 60 or "UNKNOWN_TABLE" in str(exc):
                 raise CairnError(f"{name} is not synced in the datalake yet; run `cairn mysql apply`") from None
             raise mysql_error(exc, config) from None
-        counts[name] = int(engine.query_value(f"SELECT count() FROM {db}.`{copy_table(name)}`"))
+        counts[name] = int(engine.query_value(f"SELECT count() FROM {_qualified(config.database, copy_table(name))}"))
     return counts
 
 
@@ -313,7 +298,7 @@ def check_schema(engine: Any, config: Any, tables: Any = None) -> list[SchemaChe
             raise CairnError("the MySQL tables are not in the datalake yet; run `cairn migrate` first")
         try:
             actual = [row[0] for row in engine.query_rows(
-                f"DESCRIBE TABLE mysql(`{collection_name(config)}`, `table` = {{t:String}}, "
+                f"DESCRIBE TABLE mysql({sql_identifier(collection_name(config))}, `table` = {{t:String}}, "
                 "connect_timeout = 5, connection_max_tries = 1)", {"t": source})]
         except EngineError as exc:
             if "doesn't exist" in str(exc) or "1146" in str(exc):
@@ -328,21 +313,28 @@ def check_schema(engine: Any, config: Any, tables: Any = None) -> list[SchemaChe
     return results
 
 
+def schema_differences(engine: Any, config: Any, tables: Any = None) -> list[SchemaCheck]:
+    """The tables whose MySQL columns differ from the datalake's (a newer or older Open edX).
+
+    Reported after a sync, never fatal there: the datalake reads the columns it knows.
+    """
+    return [result for result in check_schema(engine, config, tables) if result.unknown or result.missing]
+
+
 def sync_status(engine: Any, config: Any) -> list[dict[str, Any]]:
     """Per table: mode, rows of the copy, when it was last copied, how old, last error."""
     db = config.database
     refreshes = {row[0]: row[1:] for row in engine.query_rows(
         "SELECT view, status, last_success_time, next_refresh_time, exception FROM system.view_refreshes "
         "WHERE database = {db:String}", {"db": db})}
-    existing = {row[0] for row in engine.query_rows(
-        "SELECT name FROM system.tables WHERE database = {db:String}", {"db": db})}
+    existing = set(engine.tables(db))
     now = engine.query_value("SELECT now64(3, 'UTC')")
     rows = []
     for name, mode in table_modes(config).items():
         if copy_table(name) not in existing:
             continue
         count, synced_at = engine.query_rows(
-            f"SELECT count(), max(_synced_at) FROM `{db}`.`{copy_table(name)}`")[0]
+            f"SELECT count(), max(_synced_at) FROM {_qualified(db, copy_table(name))}")[0]
         synced_at = synced_at if count else None
         state, error = "", ""
         refresh = refreshes.get(refresh_view(name))
@@ -380,7 +372,15 @@ def _age(now: Any, then: Any) -> str:
 
 
 def status_section(engine: Any, config: Any) -> dict:
-    """The `cairn status` section: how old each synced copy is (registered by cairn.cli.mysql)."""
+    """The `cairn status` section: mode of each table, rows copied, how old each copy is."""
     where = f"{config['mysql.host']}:{config['mysql.port']}/{config['mysql.database']}"
     title = f"Open edX MySQL ({where})" if config["mysql.enabled"] else "Open edX MySQL (disabled)"
     return {"title": title, "rows": sync_status(engine, config)}
+
+
+def _qualified(database: str, name: str) -> str:
+    return f"{sql_identifier(database)}.{sql_identifier(name)}"
+
+
+# This module's section of `cairn status` (extension point declared in cairn.hooks).
+hooks.STATUS_SECTIONS.add(status_section)

@@ -5,7 +5,8 @@
 * ``DIR/courses/<org>-<course>-<run>/``: OLX exports of the generated courses
   (importable with ``cairn import-course``);
 * ``DIR/tracking.log``: the LMS tracking log of every learner's journey, in the
-  on-disk Tutor format (see ``cairn.demo.events``);
+  on-disk Tutor format (see ``cairn.demo.events``, planned in ``cairn.demo.journeys``,
+  written by ``cairn.demo.history``);
 * ``DIR/ground_truth.json``: what the generator knows it wrote, to check queries;
 * the Open edX MySQL tables (users, profiles, enrollments, grades, completion,
   course overviews, staff roles, certificates) in ``mysql.database``, consistent
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cairn.demo.courses import DemoCourse, build_courses, write_olx
-from cairn.demo.events import GroundTruth, JourneyWriter, ThreadedWriter, build_enrollments, render_history
+from cairn.demo.events import JourneyWriter
+from cairn.demo.history import ThreadedWriter, render_history
+from cairn.demo.journeys import GroundTruth, build_enrollments
 from cairn.demo.people import build_learners, build_staff
 from cairn.errors import CairnError
 

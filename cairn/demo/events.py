@@ -1,10 +1,8 @@
 """Learner journeys rendered as Open edX tracking-log lines.
 
-Each enrollment gets its own random stream (seeded from the run's seed, the user
-and the course), a planned series of study sessions (daily and weekly rhythm in
-the learner's time zone, gaps that grow as engagement falls, drop-out at some
-unit) and a state (next unit, problem scores, grades). Sessions are rendered day by
-day; each day's lines are sorted by time and written in one chunk.
+The sessions planned for each enrollment (``cairn.demo.journeys``) become events
+here, and update the enrollment's state (next unit, problem scores, grades). The
+history is written day by day by ``cairn.demo.history``.
 
 Lines follow the on-disk Tutor shape (``asctime LEVEL PID [tracking] [user N] [ip
 IP] logger.py:41 - {json}``, keys in LegacyFieldMappingProcessor order): browser
@@ -20,24 +18,14 @@ session; nothing is passed through json.dumps per event.
 from __future__ import annotations
 
 import json
-import queue
 import random
-import threading
-from bisect import bisect_left
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import IO, Callable
 
 from cairn.demo.courses import CHOICE_WORDS, Component, DemoCourse, Subsection
-from cairn.demo.people import Learner
+from cairn.demo.journeys import Enrollment, GroundTruth
 
 LMS_HOST = "local.openedx.io"
 MFE_HOST = "apps.local.openedx.io"
-# Relative activity by local hour (0-23): low at night, peaks in the evening.
-HOUR_WEIGHTS = (2, 1, 1, 1, 1, 2, 4, 6, 8, 9, 9, 9, 8, 8, 8, 8, 9, 10, 12, 14, 15, 13, 9, 5)
-_HOUR_CUMULATIVE = [sum(HOUR_WEIGHTS[:i + 1]) for i in range(24)]
-MODES = ((55, "audit"), (28, "verified"), (10, "honor"), (5, "professional"), (2, "no-id-professional"))
 CERTIFICATE_MODES = ("verified", "honor", "professional", "no-id-professional")
 LETTER = "Pass"
 
@@ -91,47 +79,6 @@ def str_datetime(t: float) -> str:
         return last[2] + "." + str(1_000_000 + micro)[1:] + "+00:00"
     return last[2] + "+00:00"
 
-
-@dataclass
-class GroundTruth:
-    """What the generator knows it wrote (history only, not --live appends)."""
-
-    events: int = 0
-    by_name: dict[str, int] = field(default_factory=dict)
-    video_watchers: dict[str, set] = field(default_factory=dict)  # course -> users with play_video
-    video_viewers: dict[tuple[str, str], set] = field(default_factory=dict)  # (course, video id) -> users
-    last_grade: dict[tuple[str, str], dict[int, tuple[float, float]]] = field(default_factory=dict)
-    enrolled: dict[str, int] = field(default_factory=dict)
-    passed: dict[str, int] = field(default_factory=dict)
-    forum_posts: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Enrollment:
-    """One learner in one course: plan and state."""
-
-    learner: Learner
-    course: DemoCourse
-    mode: str
-    created: float
-    rng: random.Random
-    target_units: int
-    sessions: list[tuple[float, int]] = field(default_factory=list)  # (start, units)
-    next_unit: int = 0
-    scores: dict[str, tuple[float, float, int, float]] = field(default_factory=dict)  # problem -> earned, possible, attempts, t
-    completions: dict[str, tuple[str, float]] = field(default_factory=dict)  # usage key -> (block type, time)
-    first_attempted: dict[str, float] = field(default_factory=dict)  # sequential id -> time
-    subsection_grades: dict[str, tuple[float, float, float, float, float]] = field(default_factory=dict)
-    percent: float | None = None
-    graded_at: float = 0.0
-    passed_at: float | None = None
-    certificate: tuple[str, str, float] | None = None  # (verify uuid, status, time)
-    deactivated_at: float | None = None
-    last_activity: float = 0.0
-
-    @property
-    def course_id(self) -> str:
-        return self.course.course_id
 
 
 class CourseInfo:
@@ -553,165 +500,3 @@ class _Session:
         self.lang_field = f'"accept_language": "{self.lang}", '
 
 
-
-# ---------------------------------------------------------------------------
-# Planning
-# ---------------------------------------------------------------------------
-
-def local_time(rng: random.Random, day_start: float, utc_offset: float) -> float:
-    """A moment of the day starting at ``day_start`` (UTC midnight) following the daily rhythm."""
-    r = rng.random() * _HOUR_CUMULATIVE[-1]
-    hour = 0
-    while _HOUR_CUMULATIVE[hour] < r:
-        hour += 1
-    return day_start + (hour + rng.random() - utc_offset) * 3600
-
-
-def plan_sessions(e: Enrollment, period_start: float, period_end: float) -> None:
-    """Fill ``e.sessions``: when the learner comes back, and how many units each time."""
-    rng = e.rng
-    remaining = e.target_units
-    engagement = e.learner.engagement
-    t = e.created + (30 + 570 * rng.random()) if rng.random() < 0.6 else None
-    day = int(e.created // 86400) * 86400
-    while remaining > 0:
-        if t is None:
-            day += 86400 * max(1, int(rng.expovariate(1 / (1 + 5 * (1 - engagement)))))
-            weekday = datetime.fromtimestamp(day, timezone.utc).weekday()
-            if weekday >= 5 and rng.random() < 0.45:
-                day += 86400 * (7 - weekday)  # weekends are quieter: often postponed to Monday
-            t = local_time(rng, day, e.learner.utc_offset)
-        if t >= period_end:
-            break
-        n = min(remaining, rng.randint(1, 3 + int(5 * engagement)))
-        e.sessions.append((max(t, e.created + 1), n))
-        remaining -= n
-        t = None
-
-
-def build_enrollments(rng: random.Random, learners: list[Learner], courses: list[DemoCourse],
-                      seed: int, period_start: float, period_end: float) -> list[Enrollment]:
-    """Enrollments across courses (popular courses draw more), with their journey plans."""
-    from cairn.demo.people import weighted
-
-    enrollments = []
-    span = period_end - period_start
-    for learner in learners:
-        k = weighted(rng, ((55, 1), (30, 2), (15, 3)))[1]
-        chosen: list[DemoCourse] = []
-        for _ in range(min(k, len(courses))):
-            pool = [c for c in courses if c not in chosen]
-            chosen.append(weighted(rng, pool, key=lambda c: c.popularity))
-        for course in chosen:
-            created = max(learner.joined, period_start) + rng.random() ** 1.6 * max(
-                0.0, period_end - max(learner.joined, period_start)) * 0.95
-            created = min(created, period_start + span - 3600)
-            mode = weighted(rng, MODES)[1]
-            e_rng = random.Random(f"{seed}:{learner.user_id}:{course.course_id}")
-            total = len(course.units())
-            engagement = learner.engagement + (0.15 if mode != "audit" else 0.0)
-            roll = e_rng.random()
-            if roll < 0.12:
-                target = 0  # enrolled, never started
-            elif roll < 0.12 + 0.5 * engagement ** 1.5:
-                target = total  # goes through everything
-            else:
-                target = max(1, int(total * e_rng.random() ** 1.4))  # drops out somewhere
-            e = Enrollment(learner, course, mode, created, e_rng, target)
-            plan_sessions(e, period_start, period_end)
-            enrollments.append(e)
-    return enrollments
-
-
-def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_end: float,
-                   out: IO[str], progress: Callable[[int], None] | None = None) -> int:
-    """Render every enrollment's plan, day by day, into ``out``; returns the number of lines."""
-    schedule: list[tuple[float, int, int, int]] = []  # (time, kind, enrollment index, units)
-    for index, e in enumerate(enrollments):
-        schedule.append((e.created, 0, index, 0))
-        for start, units in e.sessions:
-            schedule.append((start, 1, index, units))
-        if e.target_units < len(e.course.units()) and e.sessions and e.rng.random() < 0.25:
-            end_guess = e.sessions[-1][0] + 86400 * (3 + 17 * e.rng.random())
-            if end_guess < period_end:
-                schedule.append((end_guess, 2, index, 0))
-    schedule.sort()
-    written = 0
-    pending: list[str] = []
-    day_end = (int(schedule[0][0] // 86400) + 1) * 86400 if schedule else 0
-
-    def flush(until: float) -> None:
-        nonlocal written, pending
-        pending.sort()
-        cut = bisect_left(pending, format_times(until)[1]) if until != float("inf") else len(pending)
-        lines = pending[:cut]
-        pending = pending[cut:]
-        out.write("".join(lines))
-        written += len(lines)
-        if progress:
-            progress(len(lines))
-
-    for when, kind, index, units in schedule:
-        while when >= day_end:
-            pending.extend(writer.out)
-            writer.out = []
-            flush(day_end)
-            day_end += 86400
-        e = enrollments[index]
-        if kind == 0:
-            writer.enroll(e)
-        elif kind == 1:
-            if e.deactivated_at is None:
-                writer.session(e, when, units)
-        else:
-            writer.unenroll(e, when)
-    pending.extend(writer.out)
-    writer.out = []
-    flush(float("inf"))
-    writer.truth.events = written
-    writer.truth.by_name = dict(Counter(writer.names))
-    writer.names = []
-    return written
-
-
-
-class ThreadedWriter:
-    """A text sink whose chunks are encoded here and written to ``path`` by a background
-    thread, so that the disk writes overlap with rendering (file writes release the GIL)."""
-
-    def __init__(self, path, mode: str = "wb"):
-        self._file = open(path, mode)
-        self._queue: queue.Queue = queue.Queue(maxsize=8)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="demo-log-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            chunk = self._queue.get()
-            if chunk is None:
-                return
-            try:
-                self._file.write(chunk)
-            except BaseException as exc:  # reported by write()/close() in the caller's thread
-                self._error = exc
-                return
-
-    def write(self, text: str) -> None:
-        if self._error is not None:
-            raise self._error
-        if text:
-            self._queue.put(text.encode("ascii"))
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        self._file.close()
-        if self._error is not None:
-            raise self._error
-
-    def __enter__(self) -> "ThreadedWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

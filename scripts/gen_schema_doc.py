@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 
+from cairn import catalog
 from cairn.config import load_config
 from cairn.engine import open_engine
 from cairn.schema.migrator import Migrator
@@ -40,6 +41,7 @@ def describe_datalake(engine) -> list[dict]:
 
 
 def render() -> str:
+    """The text of docs/schema.md: the template filled from a freshly migrated datalake and the catalog."""
     with tempfile.TemporaryDirectory() as folder:
         config = load_config(overrides={"data_dir": folder})
         with open_engine(config) as engine:
@@ -47,10 +49,11 @@ def render() -> str:
             tables = describe_datalake(engine)
     template = jinja2.Template(TEMPLATE.read_text(), trim_blocks=True, lstrip_blocks=True,
                                keep_trailing_newline=True)
-    return template.render(tables=tables, database=config.database)
+    return template.render(tables=tables, database=config.database, catalog=catalog.TABLES)
 
 
 def main() -> int:
+    """Write docs/schema.md, or with --check only say whether it is current (exit 1 if not)."""
     text = render()
     if "--check" in sys.argv:
         if not OUTPUT.exists() or OUTPUT.read_text() != text:

@@ -131,6 +131,7 @@ def _live_feed(result, rate: float):
         return None
 
     def start_live() -> threading.Thread:
+        """Start appending live events in a daemon thread."""
         thread = threading.Thread(target=live, args=(result, rate, None), name="cairn-demo-live", daemon=True)
         thread.start()
         return thread

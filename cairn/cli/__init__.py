@@ -43,6 +43,7 @@ class CliState:
 
     @property
     def config(self) -> Config:
+        """The effective configuration (loaded on first use)."""
         if self._config is None:
             self._config = load_config(self.config_file, self.overrides)
         return self._config
@@ -56,6 +57,7 @@ class CliState:
         return self._engine
 
     def close(self) -> None:
+        """Close the engine if a command opened it."""
         if self._engine is not None:
             self._engine.close()
             self._engine = None

@@ -164,6 +164,7 @@ def status_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add `cairn config`, `migrate`, `load`, `client` and `status`."""
     app.command("config")(config_command)
     app.command("migrate")(migrate_command)
     app.command("load")(load_command)

@@ -92,5 +92,6 @@ def refresh_courses_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add `cairn import-course` and `cairn refresh-courses`."""
     app.command("import-course")(import_course_command)
     app.command("refresh-courses")(refresh_courses_command)

@@ -68,4 +68,5 @@ def demo_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add `cairn demo`."""
     app.command("demo")(demo_command)

@@ -37,6 +37,7 @@ class RateColumn(ProgressColumn):
     """Lines per second sent (every tracking line is an event, apart from a few skipped ones)."""
 
     def render(self, task: Task) -> Text:
+        """The rate of the task's ``lines`` field since it started."""
         elapsed = task.elapsed or 0
         lines = task.fields.get("lines", 0)
         rate = lines / elapsed if elapsed > 0 else 0

@@ -51,4 +51,5 @@ def say(text: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add `cairn up`."""
     app.command("up")(up_command)

@@ -211,6 +211,7 @@ class Migrator:
         return out
 
     def pending(self) -> list[Migration]:
+        """Migrations not applied yet, in name order."""
         return [s.migration for s in self.status() if s.state == "pending"]
 
     def run(self, dry_run: bool = False, fake: bool = False,

@@ -264,9 +264,11 @@ class SchemaCheck:
 
     @property
     def ok(self) -> bool:
+        """Whether the datalake can read the table (no expected column is missing)."""
         return not self.missing
 
     def describe(self) -> str:
+        """The differences in one line (or "columns match")."""
         parts = []
         if self.unknown:
             parts.append(f"{len(self.unknown)} column(s) not brought into the datalake (newer Open edX?): "

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from cairn.config import load_config
-from cairn.engine import EmbeddedEngine, RemoteEngine, open_engine
+from cairn.engine import Capabilities, EmbeddedEngine, EmbeddedSession, RemoteEngine, Session, open_engine
 from cairn.errors import EngineUnavailable
 from support.engine_contract import ALL_CHECKS
 
@@ -62,3 +62,29 @@ def test_unreachable_server_names_host_port_and_cause():
 
 def test_engine_kinds():
     assert EmbeddedEngine.kind == "embedded" and RemoteEngine.kind == "server"
+
+
+def test_embedded_capabilities(engine):
+    assert engine.capabilities == Capabilities(in_process=True, over_http=False, via_serve=False,
+                                               has_rbac=False, parallel_inserts=True)
+
+
+def test_embedded_parallel_writer_shares_the_data_directory(engine):
+    writer = engine.parallel_writer()
+    try:
+        assert isinstance(writer, EmbeddedEngine)
+        assert writer.data_dir == engine.data_dir and writer.database == engine.database
+    finally:
+        writer.close()
+
+
+def test_embedded_session_declares_its_state(engine):
+    session = engine.open_session(["SELECT 1"])
+    try:
+        assert isinstance(session, EmbeddedSession) and isinstance(session, Session)
+        assert session.current_db is None and session.url_settings == {}
+        assert session.created > 0
+        assert session.execute("SELECT 1 + 1").data == b"2\n"
+        assert b"".join(session.stream("SELECT number FROM numbers(3)")) == b"0\n1\n2\n"
+    finally:
+        session.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cairn.config import load_config
-from cairn.engine import RemoteEngine, open_engine
+from cairn.engine import Capabilities, RemoteEngine, open_engine
 from cairn.errors import EngineError
 from support.engine_contract import ALL_CHECKS
 from support.serve import shared_server
@@ -27,6 +27,20 @@ def server_engine():
 def test_open_engine_routes_to_the_running_server(server_engine):
     assert isinstance(server_engine, RemoteEngine)
     assert server_engine.describe().startswith("ClickHouse server at http://127.0.0.1:")
+    # Found through serve.json: reconnect through it, and access is Cairn's, not ClickHouse RBAC.
+    assert server_engine.capabilities == Capabilities(in_process=False, over_http=True, via_serve=True,
+                                                      has_rbac=False, parallel_inserts=False)
+
+
+def test_parallel_writer_reaches_the_same_server(server_engine):
+    writer = server_engine.parallel_writer()
+    try:
+        assert isinstance(writer, RemoteEngine)
+        assert (writer.host, writer.port, writer.database) == \
+            (server_engine.host, server_engine.port, server_engine.database)
+        assert writer.capabilities.via_serve
+    finally:
+        writer.close()
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda f: f.__name__)

@@ -1,25 +1,39 @@
-"""The behaviour every Engine implementation must have (embedded and server).
+"""The behaviour every Engine implementation must have (embedded and remote).
 
 Each function takes an engine on an empty, writable database and fails loudly if
-the engine deviates. tests/test_engine.py runs them on the embedded engine; the
-server tests run them against `cairn serve`.
+the engine deviates. tests/integration/test_engine.py runs them on the embedded
+engine; tests/integration/test_engine_server.py runs them against `cairn serve`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from datetime import datetime, timezone
 
 import pytest
 
+from cairn.engine import Capabilities, Engine, sql_identifier
 from cairn.errors import EngineError
 
 
 def _fresh_table(engine, name="contract"):
-    engine.command(f"CREATE DATABASE IF NOT EXISTS `{engine.database}`")
-    engine.command(f"DROP TABLE IF EXISTS `{engine.database}`.{name}")
-    engine.command(f"CREATE TABLE `{engine.database}`.{name} (id UInt32, name String, "
+    database = sql_identifier(engine.database)
+    engine.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    engine.command(f"DROP TABLE IF EXISTS {database}.{sql_identifier(name)}")
+    engine.command(f"CREATE TABLE {database}.{sql_identifier(name)} (id UInt32, name String, "
                    f"t DateTime64(6, 'UTC'), score Nullable(Float64)) ENGINE = MergeTree ORDER BY id")
-    return f"`{engine.database}`.{name}"
+    return f"{database}.{sql_identifier(name)}"
+
+
+def _assert_clickhouse_error(error: EngineError, code: int) -> None:
+    """ClickHouse's own message, once, on one line: what the error translator promises."""
+    text = str(error)
+    assert error.code == code, text
+    assert text.startswith(f"Code: {code}. DB::Exception: "), text
+    assert "\n" not in text
+    assert "(version " not in text
+    assert text.count(f"Code: {code}. DB::Exception: ") == 1, text
 
 
 def check_query_and_parameters(engine):
@@ -90,5 +104,81 @@ def check_command_and_errors(engine):
     assert engine.ping()
 
 
+def check_error_translation(engine):
+    """Every way in (query, command, stream, raw insert) fails with the same one-line error."""
+    with pytest.raises(EngineError) as info:
+        engine.query("SELEC 1")
+    _assert_clickhouse_error(info.value, 62)
+    assert str(info.value).split(" (for url ")[0].endswith("(SYNTAX_ERROR)")
+    with pytest.raises(EngineError) as info:
+        engine.command("SELECT throwIf(1, 'contract says no')")
+    _assert_clickhouse_error(info.value, 395)  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+    assert "contract says no" in str(info.value)
+    with pytest.raises(EngineError) as info, engine.stream("SELECT * FROM no_such_db.t") as blocks:
+        list(blocks)
+    assert info.value.code in (60, 81) and "\n" not in str(info.value)
+    table = _fresh_table(engine, "bad_input")
+    with pytest.raises(EngineError) as info:
+        engine.insert_raw(table, b"not-a-number\tx\t2024-01-01 00:00:00\n", "TabSeparated", ["id", "name", "t"])
+    assert info.value.code is not None and "\n" not in str(info.value)
+    assert engine.query_value(f"SELECT count() FROM {table}") == 0
+    assert engine.ping()
+
+
+def check_capabilities(engine):
+    assert isinstance(engine, Engine)  # the Protocol, checked at run time
+    caps = engine.capabilities
+    assert isinstance(caps, Capabilities)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        caps.has_rbac = not caps.has_rbac  # type: ignore[misc]
+    assert caps.in_process != caps.over_http  # chDB here, or a server over HTTP
+    assert not caps.via_serve or (caps.over_http and not caps.has_rbac)
+    assert not caps.has_rbac or caps.over_http
+    assert engine.describe()
+
+
+def check_tables(engine):
+    table = _fresh_table(engine, "listed_b")
+    _fresh_table(engine, "listed_a")
+    engine.command(f"CREATE OR REPLACE VIEW {sql_identifier(engine.database)}.listed_v AS SELECT id FROM {table}")
+    names = engine.tables()
+    assert {"listed_a", "listed_b", "listed_v"} <= set(names)
+    assert names == sorted(names)
+    assert engine.tables(engine.database) == names
+    assert "tables" in engine.tables("system")
+    assert engine.tables("no_such_database_here") == []
+
+
+def check_parallel_writer(engine):
+    table = _fresh_table(engine, "parallel")
+    writer = engine.parallel_writer()
+    try:
+        assert writer is not engine
+        assert writer.database == engine.database
+        assert writer.capabilities == engine.capabilities
+        errors: list[BaseException] = []
+
+        def load(target, first):
+            try:
+                rows = b"".join(b"%d\tw\t2024-01-01 00:00:00\n" % i for i in range(first, first + 1000))
+                target.insert_raw(table, rows, "TabSeparated", ["id", "name", "t"])
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=load, args=(target, first))
+                   for target, first in ((engine, 0), (writer, 1000))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors
+        assert writer.query_value(f"SELECT count() FROM {table}") == 2000
+    finally:
+        writer.close()
+    # Closing the writer leaves the engine it came from working.
+    assert engine.query_value(f"SELECT uniqExact(id) FROM {table}") == 2000
+
+
 ALL_CHECKS = [check_query_and_parameters, check_insert_and_types, check_raw_insert_and_raw_query,
-              check_dedup_token, check_stream, check_command_and_errors]
+              check_dedup_token, check_stream, check_command_and_errors, check_error_translation,
+              check_capabilities, check_tables, check_parallel_writer]

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from cairn.errors import CairnError, EngineError
 from cairn.schema.migrator import split_statements
+from cairn.serve.statement import Statement
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import Engine
 
 EXIT_WORDS = {"exit", "quit", "\\q", "q", ":q", "logout"}
-# A statement ending in its own FORMAT clause keeps it (the driver would add a second one).
-_OWN_FORMAT = re.compile(r"\bFORMAT\s+\w+\s*;?\s*$", re.IGNORECASE)
 
 
 def run_statements(engine: "Engine", sql: str, fmt: str, out: BinaryIO) -> None:
@@ -25,24 +23,14 @@ def run_statements(engine: "Engine", sql: str, fmt: str, out: BinaryIO) -> None:
     statements = split_statements(sql)
     if not statements:
         raise CairnError("no SQL statement given")
-    for statement in statements:
-        if not returns_rows(statement):  # DDL, INSERT, SYSTEM...: no FORMAT clause allowed
-            engine.command(statement)
+    for text in statements:
+        statement = Statement.parse(text)
+        if not statement.returns_rows:  # DDL, INSERT, SYSTEM...: no FORMAT clause allowed
+            engine.command(text)
             continue
-        own = _OWN_FORMAT.search(statement) is not None
-        out.write(engine.raw_query(statement, fmt=None if own else fmt))
+        # A statement with its own FORMAT clause keeps it (the driver would add a second one).
+        out.write(engine.raw_query(text, fmt=None if statement.format else fmt))
         out.flush()
-
-
-_ROW_KEYWORDS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "CHECK", "VALUES"}
-_LEADING_COMMENTS = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/)*", re.DOTALL)
-
-
-def returns_rows(statement: str) -> bool:
-    """Whether a statement produces a result to print (so a FORMAT applies to it)."""
-    body = _LEADING_COMMENTS.sub("", statement).lstrip("(").lstrip()
-    keyword = re.match(r"[A-Za-z]+", body)
-    return bool(keyword) and keyword.group(0).upper() in _ROW_KEYWORDS
 
 
 def interactive_shell(engine: "Engine", history_file: Path, fmt: str) -> None:

@@ -22,7 +22,7 @@ def serve_command(
     Applies pending migrations, runs the configured collectors, and lets the other cairn
     commands on this data directory work through it. Stops cleanly on SIGTERM or Ctrl-C.
     """
-    from cairn.serve.server import CairnService, ServeOptions
+    from cairn.serve.service import CairnService, ServeOptions
 
     st = state(ctx)
     # Flags are settings too: validated the same way (a bad --port is one clear line).

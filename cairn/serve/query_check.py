@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from cairn.serve.access import AccessDenied, READONLY, SAFE_OUTPUT_FORMATS, SAFE_TABLE_FUNCTIONS, _DENIED_FUNCTIONS, _DENIED_FUNCTION_PREFIXES, _system_filters, param_value, visible_tables
 from cairn.errors import EngineError
+from cairn.serve.statement import Statement
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import EmbeddedSession
@@ -20,18 +21,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class CheckedQuery:
-    """A query cleared to run: the text to execute and its output format (None: default)."""
+    """A query cleared to run: its statement (what runs is ``statement.core``), its AST root, the tables it reads."""
 
-    sql: str
-    fmt: str | None
+    statement: Statement
     kind: str
     tables: list[str] = field(default_factory=list)
+
+    @property
+    def sql(self) -> str:
+        """The text to execute: ClickHouse's normalised form, without its FORMAT clause."""
+        return self.statement.core
+
+    @property
+    def fmt(self) -> str | None:
+        """The output format of the FORMAT clause (None: the request's default)."""
+        return self.statement.format
 
 
 _AST_LINE = re.compile(r"^(\s*)(\S+)(?: (.*?))?(?: \(children \d+\))?\s*$")
 _QT_TABLE = re.compile(r"\bTABLE id: \d+(?:, alias: [^,]+)?, table_name: ([^,\s]+)")
 _QT_TABLE_FUNCTION = re.compile(r"\bTABLE_FUNCTION id: \d+(?:, alias: [^,]+)?, table_function_name: ([^,\s]+)")
-_FORMAT_SUFFIX = re.compile(r" FORMAT (\w+)$")
 
 
 def _parse_ast(text: str) -> list[tuple[int, str, str]]:
@@ -71,11 +80,8 @@ def check_query(session: "EmbeddedSession", sql: str, database: str, tables: Seq
                                  {"q": param_value(sql)}).data.decode("utf-8").rstrip("\n")
     if not normalised:
         raise EngineError("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)", 62)
-    fmt = None
-    match = _FORMAT_SUFFIX.search(normalised)
-    core = normalised
-    if match:
-        fmt, core = match.group(1), normalised[:match.start()]
+    statement = Statement.parse(normalised, normalised=True)
+    fmt, core = statement.format, statement.core
     if fmt is not None and fmt.lower() not in SAFE_OUTPUT_FORMATS:
         raise AccessDenied(f"output format {fmt} is not allowed")
     if default_format is not None and default_format.lower() not in SAFE_OUTPUT_FORMATS:
@@ -84,7 +90,7 @@ def check_query(session: "EmbeddedSession", sql: str, database: str, tables: Seq
     if not ast:
         raise AccessDenied("empty statement")
     root = ast[0][1]
-    checked = CheckedQuery(core, fmt, root)
+    checked = CheckedQuery(statement, root)
     if root in ("SelectWithUnionQuery", "SelectIntersectExceptQuery"):
         _check_select_ast(ast)
         _check_ast_tables(ast, database, set(tables), allowed)

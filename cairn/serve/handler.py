@@ -1,0 +1,112 @@
+"""One HTTP connection of `cairn serve`: routing and error answers; the query itself is the pipeline's."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+
+from cairn.errors import EngineError
+from cairn.serve.pipeline import QueryPipeline
+from cairn.serve.response import Responder
+from cairn.serve.wire import VERSION, HttpError, QueryRequest, RequestBody, credentials
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.serve.httpd import CairnHTTPServer
+
+log = logging.getLogger("cairn.serve")
+
+
+class ClickHouseHandler(BaseHTTPRequestHandler):
+    """One HTTP connection speaking ClickHouse's HTTP interface."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "cairn"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections are closed after this
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
+    # and the client's delayed ACK add ~40 ms to every response.
+    disable_nagle_algorithm = True
+    server: "CairnHTTPServer"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Access log lines go to the debug log."""
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP (bad request line, headers): a plain ClickHouse-style error, then close."""
+        self.request_version = "HTTP/1.1"  # answer with a status line even to garbage
+        self.close_connection = True
+        text = f"Code: 1000. DB::Exception: {message or 'Bad request'}. (BAD_REQUEST) (version {VERSION})\n"
+        body = text.encode("utf-8", "replace")
+        with contextlib.suppress(OSError):
+            self.send_response(code, message)
+            self.send_header("Content-Type", "text/plain; charset=UTF-8")
+            self.send_header("X-ClickHouse-Exception-Code", "1000")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        """A query in the URL, or a liveness probe."""
+        self._handle()
+
+    def do_POST(self) -> None:  # noqa: N802
+        """A query in the URL and/or the body."""
+        self._handle()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        """As GET, without the body."""
+        self._handle()
+
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        """CORS preflight: nothing to say."""
+        Responder(self).send(204, b"", {})
+
+    def _handle(self) -> None:
+        server = self.server
+        respond = Responder(self)
+        with server.active_lock:
+            server.active += 1
+        query_id: str | None = None
+        body: RequestBody | None = None
+        try:
+            request = QueryRequest.from_target(self.path)
+            query_id = request.query_id
+            if server.stopping:
+                raise HttpError(202, "The server is shutting down", "ABORTED", status=503)
+            if request.is_ping:
+                respond.send_ok()
+                return
+            if not request.is_query:
+                raise HttpError(1000, f"There is no handle {request.path}", "BAD_REQUEST", status=404)
+            body = RequestBody(self.headers, self.rfile, server.options.max_body_bytes)
+            if request.query is None and not body.present:
+                respond.send_ok()  # GET / with no query: ClickHouse's "Ok." (a liveness probe)
+                return
+            principal = server.authenticate(*credentials(self.headers, request.params))
+            pipeline = QueryPipeline(server, respond, self.connection, self.headers.get("Accept-Encoding", ""))
+            pipeline.run(principal, request, body)
+        except HttpError as exc:
+            if body is not None:
+                body.drain()
+            respond.send_error(exc.code, str(exc), query_id, exc.status)
+        except EngineError as exc:
+            if body is not None:
+                body.drain()
+            respond.send_error(exc.code, str(exc), query_id)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # never let one request take the server down
+            log.exception("internal error")
+            with contextlib.suppress(Exception):
+                respond.send_error(1001, f"Code: 1001. DB::Exception: {type(exc).__name__}: {exc}. (STD_EXCEPTION)",
+                                   query_id)
+            self.close_connection = True
+        finally:
+            with server.active_lock:
+                server.active -= 1
+                server.active_lock.notify_all()

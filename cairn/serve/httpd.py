@@ -1,0 +1,116 @@
+"""The listening HTTP server of `cairn serve`, and the monitor of its running queries."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import select
+import socket
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from cairn.engine.served import ADMIN_USER
+from cairn.serve.handler import ClickHouseHandler
+from cairn.serve.options import ServeOptions
+from cairn.serve.pipeline import StatementCache
+from cairn.serve.sessions import Backend, Principal
+from cairn.serve.users import Authenticator, User
+from cairn.serve.wire import HttpError
+
+log = logging.getLogger("cairn.serve")
+
+
+class QueryMonitor(threading.Thread):
+    """Cancels the queries of clients that went away; expires idle client sessions."""
+
+    def __init__(self, server: "CairnHTTPServer"):
+        super().__init__(name="cairn-serve-monitor", daemon=True)
+        self.server = server
+        self._watched: dict[int, tuple[socket.socket, Any]] = {}
+        self._lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def watch(self, sock: socket.socket, stream: Any) -> int:
+        """Cancel ``stream`` if the client on ``sock`` goes away; returns a token for ``unwatch``."""
+        token = id(stream)
+        with self._lock:
+            self._watched[token] = (sock, stream)
+        return token
+
+    def unwatch(self, token: int) -> None:
+        """Stop watching (the query ended)."""
+        with self._lock:
+            self._watched.pop(token, None)
+
+    def cancel_all(self) -> None:
+        """Cancel every watched query (shutdown after the grace period)."""
+        with self._lock:
+            streams = [s for _, s in self._watched.values()]
+        for stream in streams:
+            stream.cancel()
+
+    def run(self) -> None:
+        """Poll the watched connections ten times a second; expire client sessions every second."""
+        last_expiry = time.monotonic()
+        while not self.stop.wait(0.1):
+            with self._lock:
+                items = list(self._watched.items())
+            for token, (sock, stream) in items:
+                if peer_closed(sock):
+                    log.info("client went away: cancelling its query")
+                    stream.cancel()
+                    self.unwatch(token)
+            if time.monotonic() - last_expiry > 1.0:
+                last_expiry = time.monotonic()
+                with contextlib.suppress(Exception):
+                    self.server.backend.expire_sessions()
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """True when the client closed its side (readable with nothing to read)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):
+        return True
+
+
+class CairnHTTPServer(ThreadingHTTPServer):
+    """The listening server of `cairn serve`: a thread per connection (HTTP/1.1 keep-alive)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], backend: Backend, authenticator: Authenticator,
+                 admin_password: str, options: ServeOptions):
+        self.backend = backend
+        self.authenticator = authenticator
+        self.admin_password = admin_password
+        self.options = options
+        self.statements = StatementCache()
+        self.stopping = False
+        self.active = 0
+        self.active_lock = threading.Condition()
+        self.monitor = QueryMonitor(self)
+        super().__init__(address, ClickHouseHandler)
+
+    def authenticate(self, user: str, password: str) -> Principal:
+        """The principal of these credentials, or the error ClickHouse gives (516)."""
+        if user == ADMIN_USER:
+            if secrets.compare_digest(password.encode("utf-8", "surrogatepass"),
+                                      self.admin_password.encode()):
+                return Principal(ADMIN_USER, True)
+        else:
+            account: User | None = self.authenticator.authenticate(user, password)
+            if account is not None:
+                return Principal(account.name, account.admin, account.scope)
+        raise HttpError(516, f"{user}: Authentication failed: password is incorrect, or there is no user "
+                             f"with such name", "AUTHENTICATION_FAILED")

@@ -1,0 +1,271 @@
+"""One query of `cairn serve`: statement, authorise, execute, respond.
+
+``QueryPipeline.run`` takes an authenticated request through four steps, each once:
+
+1. the statement: its text (URL ``query`` and/or body, an inline ``INSERT ... FORMAT``
+   split from its data), normalised by ClickHouse and classified
+   (``cairn.serve.statement``);
+2. authorise: admins run anything; a restricted user's query is cleared by
+   ``cairn.serve.query_check`` on the user's own read-only, filtered session;
+3. execute on the principal's pooled or named session (``cairn.serve.sessions``), with
+   the request's database and settings;
+4. respond (``cairn.serve.response``): rows buffered or streamed, or a summary.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Callable
+
+from cairn.errors import EngineError
+from cairn.serve.access import AccessDenied, param_value, sql_string
+from cairn.serve.query_check import CheckedQuery, check_query
+from cairn.serve.statement import DEFAULT_FORMAT, Statement, split_inline_insert
+from cairn.serve.wire import BytesBody, HttpError, QueryRequest, RequestBody, choose_encoding, summary
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.engine import EmbeddedSession
+    from cairn.serve.httpd import CairnHTTPServer
+    from cairn.serve.response import Responder
+    from cairn.serve.sessions import Principal
+
+_CACHE_SIZE = 2048
+
+
+class StatementCache:
+    """ClickHouse's normalised texts and the access decisions of restricted users, remembered.
+
+    Dashboards send the same queries again and again: each costs one engine round trip
+    (normalising) or three (checking) the first time only.
+    """
+
+    def __init__(self, size: int = _CACHE_SIZE):
+        self._size = size
+        self._lock = threading.Lock()
+        self._normalised: "OrderedDict[str, str]" = OrderedDict()
+        self._checks: "OrderedDict[tuple, CheckedQuery]" = OrderedDict()
+
+    def _get(self, cache: OrderedDict, key: Any) -> Any:
+        with self._lock:
+            hit = cache.get(key)
+            if hit is not None:
+                cache.move_to_end(key)
+            return hit
+
+    def _put(self, cache: OrderedDict, key: Any, value: Any) -> None:
+        with self._lock:
+            cache[key] = value
+            while len(cache) > self._size:
+                cache.popitem(last=False)
+
+    def normalised(self, session: "EmbeddedSession", sql: str) -> str:
+        """ClickHouse's single-line form of ``sql`` ("" when it does not parse), remembered."""
+        hit = self._get(self._normalised, sql)
+        if hit is not None:
+            return hit
+        try:
+            text = session.execute("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
+                                   {"q": param_value(sql)}).data.decode("utf-8").rstrip("\n")
+        except EngineError:
+            return ""  # the engine reports its own error when it runs the text
+        if len(sql) < 65536:
+            self._put(self._normalised, sql, text)
+        return text
+
+    def checked(self, principal: "Principal", tables: tuple[str, ...], sql: str, default_format: str | None,
+                params: dict, check: Callable[[], CheckedQuery]) -> CheckedQuery:
+        """The access check of a query, remembered.
+
+        The key holds everything the decision depends on (user scope, the datalake's
+        tables, the text, the parameters, the format); refusals are not cached.
+        """
+        key = (principal.name, principal.scope, tables, sql, default_format, tuple(sorted(params.items())))
+        hit = self._get(self._checks, key)
+        if hit is not None:
+            return hit
+        result = check()
+        self._put(self._checks, key, result)
+        return result
+
+
+class QueryPipeline:
+    """One authenticated query request, from its statement to its answer."""
+
+    def __init__(self, server: "CairnHTTPServer", respond: "Responder", connection: socket.socket,
+                 accept_encoding: str):
+        self.server = server
+        self.backend = server.backend
+        self.respond = respond
+        self.connection = connection
+        self.accept_encoding = accept_encoding
+
+    def run(self, principal: "Principal", request: QueryRequest, body: RequestBody) -> None:
+        """Statement, authorise, execute, respond (errors propagate to the handler)."""
+        backend = self.backend
+        settings = request.settings()
+        timeout = request.session_timeout()
+        sql, data = self._statement_text(principal, request, body)
+        tables = backend.tables()
+        if not principal.admin and request.database not in (None, backend.database):
+            raise AccessDenied(f"{principal.name}: Not enough privileges to use database {request.database}")
+        with backend.session(principal, request.session_id, tables, timeout,
+                             check=request.session_check) as (session, named):
+            self._prepare(session, named, principal, request.database, settings)
+            if principal.admin:
+                self._run_admin(session, named, sql, data, request)
+            else:
+                self._run_restricted(session, principal, tables, sql, data, request)
+
+    # -- 1. the statement ------------------------------------------------
+    @staticmethod
+    def _statement_text(principal: "Principal", request: QueryRequest,
+                        body: RequestBody) -> tuple[str, RequestBody | BytesBody | None]:
+        """(SQL text, data that came with it): ClickHouse appends a body to the URL's query."""
+        text = request.query
+        if text is not None:
+            return _non_empty(text), (body if body.present else None)
+        raw = body.read_all()
+        split = split_inline_insert(raw) if principal.admin else None
+        if split is not None:
+            sql, data = split
+            return _non_empty(sql), BytesBody(data)
+        return _non_empty(raw.decode("utf-8", "replace")), None
+
+    def _admin_statement(self, session: "EmbeddedSession", sql: str,
+                         data: RequestBody | BytesBody | None) -> tuple[Statement, str]:
+        """The admin's statement classified on ClickHouse's normalised text, and the text to run.
+
+        Data that is not the rows of an INSERT is part of the query text (as in ClickHouse).
+        """
+        normalised = self.server.statements.normalised(session, sql)
+        statement = Statement.parse(normalised, normalised=True, has_body=data is not None) if normalised else None
+        # An inline split is only a guess: it holds when ClickHouse sees INSERT ... FORMAT.
+        if statement is not None and statement.inserts_body and (statement.format or not isinstance(data, BytesBody)):
+            return statement, sql
+        if data is not None:
+            sql = sql + "\n" + data.read_all().decode("utf-8", "replace")
+        if statement is None:
+            return Statement.unparsed(sql), sql
+        return Statement.parse(normalised, normalised=True), sql
+
+    # -- 2. the session --------------------------------------------------
+    def _prepare(self, session: "EmbeddedSession", named: bool, principal: "Principal", database: str | None,
+                 settings: dict[str, str]) -> None:
+        """The request's database and settings on the session it runs on."""
+        home = self.backend.database
+        if database and session.current_db != database:
+            session.execute(f"USE `{database.replace('`', '')}`")
+            session.current_db = database
+        elif not database and not named and session.current_db not in (None, home):
+            # A pooled session goes back to the datalake a previous request moved it from.
+            session.execute(f"USE `{home}`")
+            session.current_db = home
+        self._apply_settings(session, principal, settings)
+
+    @staticmethod
+    def _apply_settings(session: "EmbeddedSession", principal: "Principal", settings: dict[str, str]) -> None:
+        """Make the session's URL settings exactly this request's (as in ClickHouse: per query).
+
+        A pooled session remembers what the previous request set: only the difference is
+        sent, in one SET, and settings the previous request had and this one does not go
+        back to their defaults. Restricted sessions are read-only: the engine refuses any
+        change (code 164), and a value equal to the session's own is accepted.
+        """
+        if not principal.admin:
+            if settings:
+                session.execute("SET " + ", ".join(f"{k} = {sql_string(v)}" for k, v in settings.items()))
+            return
+        # A readonly admin request would pin the pooled session read-only: ignored;
+        # admins may still SET it inside their own named session.
+        settings = {k: v for k, v in settings.items() if k != "readonly"}
+        applied: dict[str, str] = getattr(session, "url_settings", None) or {}
+        changes = [f"{name} = DEFAULT" for name in applied if name not in settings]
+        changes += [f"{name} = {sql_string(value)}" for name, value in settings.items() if applied.get(name) != value]
+        if changes:
+            session.url_settings = {}  # unknown state until the SET succeeds
+            session.execute("SET " + ", ".join(changes))
+        session.url_settings = dict(settings)
+
+    # -- 3. authorise and execute ----------------------------------------
+    def _run_admin(self, session: "EmbeddedSession", named: bool, sql: str, data: RequestBody | BytesBody | None,
+                   request: QueryRequest) -> None:
+        """An admin's statement: insert, session change, result or command."""
+        statement, sql = self._admin_statement(session, sql, data)
+        if statement.inserts_body and data is not None:
+            result = session.insert(statement.core, statement.format or "Values", data.chunks())
+            self.respond.send_summary(result.rows_written, result.bytes_written, request.query_id)
+        elif statement.changes_session and not named:
+            # Outside a session these change nothing lasting (as in ClickHouse): check them
+            # on a throwaway session so the pooled one keeps its state.
+            throwaway = self.backend.engine.open_session()
+            try:
+                throwaway.execute(sql, params=request.query_params)
+            finally:
+                throwaway.close()
+            self.respond.send_summary(0, 0, request.query_id)
+        elif statement.returns_rows:
+            self._run_result(session, sql, statement.output_format(request.default_format), statement.streams,
+                             request)
+        else:
+            self._run_command(session, sql, statement, request)
+
+    def _run_restricted(self, session: "EmbeddedSession", principal: "Principal", tables: tuple[str, ...],
+                        sql: str, data: RequestBody | BytesBody | None, request: QueryRequest) -> None:
+        """A restricted user's query, cleared by ``check_query`` first (what is checked is what runs)."""
+        if data is not None:
+            # ClickHouse appends the body to the query text; for a read-only user that can
+            # only be a SELECT, checked like any other.
+            sql = sql + "\n" + data.read_all().decode("utf-8", "replace")
+        default_format, params = request.default_format, request.query_params
+        checked = self.server.statements.checked(
+            principal, tables, sql, default_format, params,
+            lambda: check_query(session, sql, self.backend.database, tables, default_format, params))
+        statement = checked.statement
+        self._run_result(session, statement.core, statement.output_format(default_format), statement.streams,
+                         request)
+
+    def _run_command(self, session: "EmbeddedSession", sql: str, statement: Statement,
+                     request: QueryRequest) -> None:
+        """A statement without a result set (DDL, INSERT ... VALUES, SYSTEM...): a summary, or its text."""
+        fmt = request.default_format or DEFAULT_FORMAT
+        result = session.execute(sql, fmt, request.query_params)
+        if statement.kind == "insert" or not result.data:
+            self.respond.send_summary(result.rows_written, result.bytes_written, request.query_id,
+                                      result.rows_read, result.bytes_read)
+        else:
+            self.respond.send_result(result.data, fmt, request.query_id)
+
+    # -- 4. respond ------------------------------------------------------
+    def _run_result(self, session: "EmbeddedSession", sql: str, fmt: str, streams: bool,
+                    request: QueryRequest) -> None:
+        """Run a statement with a result and send it: buffered when small, streamed otherwise."""
+        started = time.monotonic()
+        if not streams:
+            # chDB streams SELECTs only (not DESCRIBE, SHOW, EXISTS, EXPLAIN): run them whole.
+            result = session.execute(sql, fmt, request.query_params)
+            self.respond.send_result(result.data, fmt, request.query_id,
+                                     summary(result.rows_read, result.bytes_read, 0, 0, 0, len(result.data),
+                                             time.monotonic() - started))
+            return
+        stream = session.stream(sql, fmt, request.query_params, killer=self.backend.killer)
+        monitor = self.server.monitor
+        token = monitor.watch(self.connection, stream)
+        encoding = choose_encoding(self.accept_encoding) if request.compress else None
+        try:
+            self.respond.send_stream(stream, fmt, request.query_id, started, encoding,
+                                     self.server.options.buffer_bytes, request.wait_end)
+        except (BrokenPipeError, ConnectionResetError):
+            stream.cancel()
+            raise
+        finally:
+            monitor.unwatch(token)
+            stream.close()
+
+
+def _non_empty(sql: str) -> str:
+    if not sql.strip():
+        raise HttpError(62, "Empty query", "SYNTAX_ERROR")
+    return sql

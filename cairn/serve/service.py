@@ -1,0 +1,137 @@
+"""`cairn serve`: the embedded datalake over the ClickHouse HTTP interface.
+
+One process owns the embedded data directory and answers ClickHouse HTTP clients
+(clickhouse-connect, its SQLAlchemy dialect / Superset, curl). ``CairnService`` opens the
+engine, applies migrations, starts the HTTP server (``cairn.serve.httpd``) and the
+configured collectors, and publishes an admin credential in ``<data_dir>/serve.json``
+(mode 0600, ``cairn.engine.served``) through which the other `cairn` commands on the
+same data directory keep working.
+
+A query's path: ``handler`` (routing) -> ``wire`` (the request) -> ``pipeline``
+(``statement``, authorise with ``query_check``, execute on ``sessions``) -> ``response``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from cairn.engine import EmbeddedEngine
+from cairn.engine.served import connect_host, write_serve_file
+from cairn.errors import CairnError
+from cairn.serve.httpd import CairnHTTPServer
+from cairn.serve.options import ServeOptions
+from cairn.serve.sessions import Backend
+from cairn.serve.users import Authenticator, list_users
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.config import Config
+
+__all__ = ["CairnService", "ServeOptions"]
+
+
+class CairnService:
+    """Everything `cairn serve` runs: engine, migrations, HTTP server, collectors."""
+
+    def __init__(self, config: "Config", options: ServeOptions, log_line: Callable[[str], None] = print):
+        self.config = config
+        self.options = options
+        self.say = log_line
+        self.engine: EmbeddedEngine | None = None
+        self.httpd: CairnHTTPServer | None = None
+        self.collectors: list[Any] = []
+        self._serve_file: Path | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> tuple[str, int]:
+        """Open the engine, migrate, start listening (and the collectors); returns the address."""
+        from cairn.schema.migrator import Migrator
+
+        if self.config.engine != "embedded":
+            raise CairnError("`cairn serve` serves the embedded engine; with engine = server use ClickHouse itself")
+        self.engine = EmbeddedEngine(self.config.data_dir, self.config.database)
+        report = Migrator(self.engine, self.config).run()
+        applied = sum(1 for status, _ in report.steps if status == "APPLY")
+        if applied:
+            self.say(f"applied {applied} pending migration(s)")
+        backend = Backend(self.engine, self.options)
+        database = self.config.database
+        authenticator = Authenticator(lambda: list_users(self.engine) if self.engine else [])
+        admin_password = secrets.token_urlsafe(32)
+        try:
+            self.httpd = CairnHTTPServer((self.options.host, self.options.port), backend, authenticator,
+                                         admin_password, self.options)
+        except OSError as exc:
+            backend.close()
+            raise CairnError(f"cannot listen on {self.options.host}:{self.options.port}: {exc.strerror}") from None
+        host, port = self.httpd.server_address[:2]
+        self._serve_file = write_serve_file(self.config.data_dir, self.options.host, port, admin_password)
+        self.httpd.monitor.start()
+        self._start_collectors()
+        self.say(f"serving {database} ({self.engine.describe()}) on http://{connect_host(host)}:{port}")
+        return host, port
+
+    def _start_collectors(self) -> None:
+        """Follow the configured tracking logs in this process (cairn/ingest/collector.py).
+
+        The collector writes through this process's embedded engine, exactly as
+        `cairn collect` does on its own; it stops (committing its positions) with the server.
+        """
+        sources = [s for s in self.config["collector.sources"] if s != "-"]  # no stdin for a server
+        if not sources:
+            return
+        from cairn.ingest.collector import Collector
+
+        collector = Collector(self.engine, sources, flush_interval=self.config["collector.flush_interval"],
+                              batch_bytes=self.config["collector.batch_bytes"], state_dir=self.config.data_dir,
+                              echo=self.say)
+        thread = threading.Thread(target=collector.run, name="cairn-collector", daemon=True)
+        thread.start()
+        self.collectors.append((collector, thread))
+        self.say(f"collecting {', '.join(sources)}")
+
+    def serve_forever(self) -> None:
+        """Serve until ``stop()`` (SIGTERM / Ctrl-C call it)."""
+        assert self.httpd is not None
+        try:
+            self.httpd.serve_forever(poll_interval=0.2)
+        finally:
+            self._stopped.set()
+
+    def stop(self) -> None:
+        """Stop accepting, finish (then cancel) running queries, stop collectors, release the data."""
+        httpd = self.httpd
+        if httpd is not None and not httpd.stopping:
+            httpd.stopping = True
+            threading.Thread(target=httpd.shutdown, daemon=True).start()
+            deadline = time.monotonic() + self.options.shutdown_grace
+            with httpd.active_lock:
+                while httpd.active and time.monotonic() < deadline:
+                    httpd.active_lock.wait(0.1)
+            if httpd.active:
+                httpd.monitor.cancel_all()
+                with httpd.active_lock:
+                    end = time.monotonic() + 5
+                    while httpd.active and time.monotonic() < end:
+                        httpd.active_lock.wait(0.1)
+            httpd.monitor.stop.set()
+            self._stopped.wait(5)
+            httpd.server_close()
+        for collector, thread in self.collectors:
+            collector.stop.set()
+        for collector, thread in self.collectors:
+            thread.join(30)  # the collector commits its positions on the way out
+        self.collectors.clear()
+        if httpd is not None:
+            httpd.backend.close()
+        if self._serve_file is not None:
+            with contextlib.suppress(OSError):
+                self._serve_file.unlink()
+            self._serve_file = None
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None

@@ -1,0 +1,255 @@
+"""Sessions of the embedded engine for `cairn serve`, per principal.
+
+Admins share one pool of chDB sessions; each restricted user has pools whose sessions
+carry that user's row filters and ``readonly = 1`` (``cairn.serve.access.session_setup``),
+so the engine itself enforces them. A client that sends ``session_id`` gets a named
+session kept between its requests. ``FairSlots`` bounds how many statements run in the
+engine at once, first come, first served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from cairn.engine import EmbeddedEngine, EmbeddedSession
+from cairn.serve.access import Scope, session_setup
+from cairn.serve.options import ServeOptions
+from cairn.serve.wire import HttpError
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request runs as."""
+
+    name: str
+    admin: bool
+    scope: Scope = Scope()
+
+
+class FairSlots:
+    """A counting semaphore that serves waiters first come, first served.
+
+    threading.Semaphore lets a newly arriving thread take a released slot before the
+    threads already waiting: under a steady load of dashboard clients some requests then
+    wait for tens of seconds. Here a released slot is handed to the oldest waiter.
+    """
+
+    def __init__(self, size: int):
+        self._free = size
+        self._lock = threading.Lock()
+        self._waiters: deque[threading.Event] = deque()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            ticket = threading.Event()
+            self._waiters.append(ticket)
+        ticket.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()  # the slot passes straight to the oldest waiter
+            else:
+                self._free += 1
+
+
+class SessionPool:
+    """At most ``size`` chDB sessions built by ``factory``; a request borrows one."""
+
+    def __init__(self, factory: Callable[[], EmbeddedSession], size: int):
+        self._factory = factory
+        self._idle: list[EmbeddedSession] = []
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self.closed = False
+
+    @contextlib.contextmanager
+    def acquire(self) -> Iterator[EmbeddedSession]:
+        """Borrow an idle session (or make one), waiting while ``size`` are lent out."""
+        self._slots.acquire()
+        session = None
+        try:
+            with self._lock:
+                session = self._idle.pop() if self._idle else None
+            if session is None:
+                session = self._factory()
+            yield session
+        except BaseException:
+            # A failed statement leaves the session usable, but a cancelled or broken one
+            # may not be: drop it rather than hand it to the next request.
+            if session is not None:
+                session.close()
+                session = None
+            raise
+        finally:
+            if session is not None:
+                with self._lock:
+                    if self.closed:
+                        session.close()
+                    else:
+                        self._idle.append(session)
+            self._slots.release()
+
+    def close(self) -> None:
+        """Close the idle sessions; sessions still lent out are closed when returned."""
+        with self._lock:
+            self.closed = True
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
+
+
+@dataclass
+class NamedSession:
+    """A client session (``session_id``): one chDB session kept between requests."""
+
+    session: EmbeddedSession
+    owner: str
+    timeout: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+    state: tuple = ()  # (scope, tables) the session's filters were built from
+
+
+class Backend:
+    """Sessions on the embedded engine, per principal; also the datalake's table list and timezone."""
+
+    def __init__(self, engine: EmbeddedEngine, options: ServeOptions):
+        self.engine = engine
+        self.database = engine.database
+        self.options = options
+        self._lock = threading.Lock()
+        self._admin_pool = SessionPool(lambda: self._open([]), options.workers)
+        self._user_pools: dict[tuple, SessionPool] = {}
+        self._slots = FairSlots(options.workers)
+        self._named: dict[tuple[str, str], NamedSession] = {}
+        self._tables: tuple[str, ...] = ()
+        self._tables_at = float("-inf")
+        with self._admin_pool.acquire() as session:
+            self.timezone = session.execute("SELECT timezone()").data.decode().strip() or "UTC"
+        # Runs KILL QUERY for cancelled queries (client gone, shutdown).
+        self.killer = self._open([])
+        self._meta = self._open([])
+        self._meta_lock = threading.Lock()
+
+    def _open(self, setup: list[str]) -> EmbeddedSession:
+        session = self.engine.open_session([f"USE `{self.database}`", *setup])
+        session.current_db = self.database
+        return session
+
+    def tables(self) -> tuple[str, ...]:
+        """Tables and views of the datalake database (re-read at most once a second)."""
+        with self._lock:
+            if time.monotonic() - self._tables_at < 1.0:
+                return self._tables
+        # Its own session: pooled ones carry the URL settings of their last request
+        # (max_result_rows=10 would break this listing).
+        with self._meta_lock:
+            raw = self._meta.execute("SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name",
+                                     "TabSeparatedRaw", {"db": self.database}).data.decode()
+        tables = tuple(line for line in raw.split("\n") if line)
+        with self._lock:
+            self._tables, self._tables_at = tables, time.monotonic()
+        return tables
+
+    def _restricted_setup(self, principal: Principal, tables: tuple[str, ...]) -> list[str]:
+        return session_setup(principal.scope, self.database, tables, self.options.query_timeout)
+
+    def pool_for(self, principal: Principal, tables: tuple[str, ...]) -> SessionPool:
+        """The pool of sessions that run this principal's queries."""
+        if principal.admin:
+            return self._admin_pool
+        # The filters cover the tables that existed when the sessions were made: a new
+        # table (or a changed scope) gets a new pool, never an unfiltered table.
+        key = (principal.name, principal.scope, tables)
+        with self._lock:
+            pool = self._user_pools.get(key)
+            if pool is None:
+                stale = [k for k in self._user_pools if k[0] == principal.name]
+                for k in stale:
+                    self._user_pools.pop(k).close()
+                setup = self._restricted_setup(principal, tables)
+                pool = SessionPool(lambda: self._open(setup), self.options.workers)
+                self._user_pools[key] = pool
+            return pool
+
+    @contextlib.contextmanager
+    def session(self, principal: Principal, session_id: str | None, tables: tuple[str, ...],
+                timeout: float | None, check: bool = False) -> Iterator[tuple[EmbeddedSession, bool]]:
+        """A session for one request: the client's named session, or one from the pool.
+
+        Yields (session, named).
+        """
+        # At most `workers` statements run in the engine at once, whoever sends them, so
+        # that a burst of dashboard clients queues here instead of thrashing the cores.
+        # The collector's inserts and KILL QUERY do not take a slot.
+        with self._slots:
+            if not session_id:
+                with self.pool_for(principal, tables).acquire() as session:
+                    yield session, False
+                return
+            with self._named_session(principal, session_id, tables, timeout, check) as session:
+                yield session, True
+
+    @contextlib.contextmanager
+    def _named_session(self, principal: Principal, session_id: str, tables: tuple[str, ...],
+                       timeout: float | None, check: bool) -> Iterator[EmbeddedSession]:
+        key = (principal.name, session_id)
+        state = (principal.admin, principal.scope, () if principal.admin else tables)
+        with self._lock:
+            named = self._named.get(key)
+            if named is not None and named.state != state and not named.lock.locked():
+                # The user's scope or the datalake's tables changed since the session was
+                # made: its filters are stale, start a fresh one (as a new login would).
+                self._named.pop(key).session.close()
+                named = None
+            if named is None:
+                if check:
+                    raise HttpError(372, f"Session {session_id} not found", "SESSION_NOT_FOUND")
+                setup = [] if principal.admin else self._restricted_setup(principal, tables)
+                named = NamedSession(self._open(setup), principal.name,
+                                     timeout or self.options.session_timeout, state=state)
+                self._named[key] = named
+        # A client sends its next request as soon as it has read a response, possibly
+        # before the previous request's thread has released the session: wait a little.
+        if not named.lock.acquire(timeout=10):
+            raise HttpError(373, f"Session {session_id} is locked by a concurrent client", "SESSION_IS_LOCKED")
+        try:
+            yield named.session
+        finally:
+            named.last_used = time.monotonic()
+            if timeout:
+                named.timeout = timeout
+            named.lock.release()
+
+    def expire_sessions(self) -> None:
+        """Close the client sessions idle for longer than their timeout."""
+        now = time.monotonic()
+        with self._lock:
+            expired = [k for k, s in self._named.items()
+                       if now - s.last_used > s.timeout and not s.lock.locked()]
+            gone = [self._named.pop(k) for k in expired]
+        for named in gone:
+            named.session.close()
+
+    def close(self) -> None:
+        """Close every session: pools, client sessions, the killer and the metadata session."""
+        with self._lock:
+            pools = [self._admin_pool, *self._user_pools.values()]
+            named = list(self._named.values())
+            self._user_pools.clear()
+            self._named.clear()
+        for pool in pools:
+            pool.close()
+        for n in named:
+            n.session.close()
+        self.killer.close()
+        self._meta.close()

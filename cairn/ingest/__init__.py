@@ -1,1 +1,20 @@
-"""Tracking-log ingestion: files and streams of lines into the engine, exactly once."""
+"""Tracking-log ingestion: files and streams of lines into the engine, exactly once.
+
+One tracking-log line goes, in data-flow order, through:
+
+=====================  ==========================================================
+``files``              opening (plain or gzip), fingerprints, sizes, JSON documents
+``chunks``             chunks of whole lines (long lines cut), replay ranges, prefetch
+``encoding``           TabSeparated ``_ingest`` rows (source, source_offset, line)
+``checkpoints``        the exactly-once protocol: intent rows, tokens, commits
+``batching``           how many bytes go into one insert (real time, backfill)
+``loader``             ``Loader``: one file from its checkpoint to its end (`cairn backfill`)
+``collector``          ``Collector``: following files, rotation, outages (`cairn collect`)
+``stdin``              standard input as a collector source
+``collector_state``    ``collector.json``: what a running collector is doing
+``status``             the collector section of `cairn status`
+=====================  ==========================================================
+
+In ClickHouse, the materialized views behind ``_ingest`` classify and parse each
+line (``cairn/schema/migrations/0001_ingest.sql``).
+"""

@@ -1,9 +1,9 @@
 """Follow tracking logs in real time: files, globs and standard input.
 
 The collector polls its sources every ``collector.flush_interval`` seconds and sends
-the complete lines that appeared since, through the exactly-once ``Stream`` of the
-loader (intent row, insert with a deduplication token, commit). A file is followed
-by its open descriptor, so log rotation never loses data:
+the complete lines that appeared since, through the exactly-once ``Stream`` of
+``checkpoints.py`` (intent row, insert with a deduplication token, commit). A file
+is followed by its open descriptor, so log rotation never loses data:
 
 * rename + create: the old file stays open and is drained; once its path points
   elsewhere and it has been quiet for ``ROTATE_GRACE`` seconds, its last line is
@@ -16,43 +16,49 @@ by its open descriptor, so log rotation never loses data:
 Files are identified by (device, inode) while open and by content fingerprint in
 the checkpoints, so a rotated copy matched by a glob is never read twice.
 
-Standard input (``-``) is read by a thread into a bounded queue. Its positions are
-not resumable across runs (a pipe cannot be re-read); within a run each chunk is
-inserted once.
+Standard input (``-``) is read as described in ``stdin.py``. What the collector is
+doing is published in ``collector.json`` (``collector_state.py``) for `cairn status`
+(``status.py``).
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
-import queue
 import signal
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
 from cairn.errors import EngineError
-from cairn.ingest.loader import (FINGERPRINT_BYTES, Chunk, LineChunker, Loader, Stream, chunks_of_range, encode_chunk,
-                          fingerprint, fingerprint_of_head, is_gzip)
+from cairn.ingest.batching import REALTIME_BATCH_BYTES
+from cairn.ingest.checkpoints import Stream
+from cairn.ingest.chunks import Chunk, LineChunker, chunks_of_range
+from cairn.ingest.collector_state import STATE_FILE, read_state, state_path, write_state
+from cairn.ingest.encoding import encode_chunk
+from cairn.ingest.files import FINGERPRINT_BYTES, fingerprint, fingerprint_of_head, is_gzip, open_followed
+from cairn.ingest.loader import Loader
+from cairn.ingest.status import collector_status
+from cairn.ingest.stdin import STDIN_QUEUE_BLOCKS, StdinSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
     from cairn.engine import Engine
 
+# Re-exported: importers of `cairn.ingest.collector` from before the split keep working.
+__all__ = ["STATE_FILE", "STDIN_QUEUE_BLOCKS", "Collector", "Followed", "Stopped", "collector_status",
+           "install_signal_handlers", "read_state", "reconnect_for", "served_engine"]
+
 log = logging.getLogger("cairn.ingest.collector")
 
-STATE_FILE = "collector.json"
 ROTATE_GRACE = 1.0  # seconds a rotated file must stay quiet before its partial last line counts
 IDLE_COMMIT = 1.0  # seconds of quiet before a stream writes its commit row
 MAX_CHUNKS_PER_CYCLE = 4  # per file, so that one big backlog does not starve the others
 BACKOFF_MAX = 5.0
 COPY_ATTEMPTS = 15  # x 0.2 s: how long a copytruncate copy may take to appear (or finish compressing)
-STDIN_QUEUE_BLOCKS = 64  # 64 KiB blocks: at most 4 MiB of stdin waits in memory
 
 
 class Stopped(Exception):
@@ -85,42 +91,27 @@ class Followed:
         return self.compressed or (self.gone_since is not None
                                    and time.monotonic() - max(self.gone_since, self.last_growth) >= ROTATE_GRACE)
 
-
-class _QueueReader:
-    """File-like view of the stdin queue for LineChunker: read() never blocks."""
-
-    def __init__(self, blocks: "queue.Queue[bytes | None]"):
-        self.blocks = blocks
-        self.eof = False
-        self._rest = b""
-
-    def seek(self, offset: int) -> int:
-        return offset
-
-    def read(self, size: int) -> bytes:
-        parts, have = [self._rest] if self._rest else [], len(self._rest)
-        self._rest = b""
-        while have < size and not self.eof:
+    def state(self, now: float) -> dict:
+        """Its entry in ``collector.json``: position, size and lag at wall-clock time ``now``."""
+        size = self.last_size
+        if not self.compressed:
             try:
-                block = self.blocks.get_nowait()
-            except queue.Empty:
-                break
-            if block is None:
-                self.eof = True
-                break
-            parts.append(block)
-            have += len(block)
-        data = b"".join(parts)
-        if len(data) > size:
-            data, self._rest = data[:size], data[size:]
-        return data
+                size = os.fstat(self.handle.fileno()).st_size
+            except (OSError, ValueError):
+                pass
+        # A compressed file's size is not its uncompressed length: no lag is claimed.
+        lag = max(0, size - self.stream.sent_end) if not self.compressed else 0
+        return {"source": self.path, "fingerprint": self.fp, "position": self.stream.sent_end,
+                "size": size, "lag_bytes": lag,
+                "lag_seconds": round(now - self.behind_since, 3) if self.behind_since and lag else 0.0,
+                "state": "rotated, draining" if self.gone_since else "following"}
 
 
 class Collector:
     """Follows sources and delivers their lines exactly once."""
 
     def __init__(self, engine: "Engine", sources: Iterable[str], flush_interval: float = 0.2,
-                 batch_bytes: int = 4 * 1024 * 1024, state_dir: Path | None = None,
+                 batch_bytes: int = REALTIME_BATCH_BYTES, state_dir: Path | None = None,
                  stdin: BinaryIO | None = None, echo: Callable[[str], None] | None = None,
                  reconnect: Callable[[], "Engine | None"] | None = None):
         self.engine = engine
@@ -131,7 +122,7 @@ class Collector:
         self.use_stdin = any(s == "-" for s in sources)
         self.flush_interval = flush_interval
         self.batch_bytes = batch_bytes
-        self.state_path = Path(state_dir) / STATE_FILE if state_dir else None
+        self.state_path = state_path(state_dir) if state_dir else None
         self.echo = echo or (lambda message: log.info(message))
         self.stop = threading.Event()
         self.files: dict[tuple[int, int], Followed] = {}
@@ -142,9 +133,7 @@ class Collector:
         self.lost_bytes = 0
         self.started = time.time()
         self.trace = open(os.environ["CAIRN_COLLECTOR_TRACE"], "a") if os.environ.get("CAIRN_COLLECTOR_TRACE") else None
-        self._stdin_stream: Stream | None = None
-        self._stdin_chunker: LineChunker | None = None
-        self._stdin_reader: _QueueReader | None = None
+        self._stdin: StdinSource | None = None
         self._stdin_source = stdin
         self._last_state = 0.0
 
@@ -167,9 +156,7 @@ class Collector:
             busy = self._read_files()
             if self.use_stdin:
                 busy |= self._read_stdin()
-                if not self.patterns and self._stdin_reader is not None and self._stdin_reader.eof \
-                        and self._stdin_chunker is not None and self._stdin_chunker.buffered == 0 \
-                        and self._stdin_reader.blocks.empty():
+                if not self.patterns and self._stdin is not None and self._stdin.drained:
                     break
             self._commit_idle()
             self._write_state()
@@ -180,8 +167,8 @@ class Collector:
         # One attempt each: on a stop request nobody waits for an absent engine, and
         # an uncommitted range is replayed (deduplicated) by the next run.
         streams = [f.stream for f in self.files.values()]
-        if self._stdin_stream is not None:
-            streams.append(self._stdin_stream)
+        if self._stdin is not None:
+            streams.append(self._stdin.stream)
         for stream in streams:
             try:
                 stream.commit()
@@ -300,7 +287,7 @@ class Collector:
             # (a rotated copy of the followed file): one reader per content.
             return
         try:
-            handle = _open_followed(path, compressed)
+            handle = open_followed(path, compressed)
         except OSError:
             return
         source = path
@@ -310,7 +297,7 @@ class Collector:
         fd_path = f"/proc/self/fd/{handle.fileno()}" if not compressed else path
 
         def reopen() -> BinaryIO:
-            return open(fd_path, "rb") if not compressed else _open_followed(path, True)
+            return open(fd_path, "rb") if not compressed else open_followed(path, True)
 
         start = self._retry(lambda: stream.open(chunks_of_range(reopen, self.batch_bytes)))
         chunker = LineChunker(handle, start, self.batch_bytes)
@@ -419,7 +406,7 @@ class Collector:
         # The file at this inode now holds new content: discovered again as a new stream.
 
     def _read_copy(self, copy: str, followed: Followed) -> None:
-        with _open_followed(copy, is_gzip(copy)) as handle:
+        with open_followed(copy, is_gzip(copy)) as handle:
             st = os.fstat(handle.fileno())
             chunker = LineChunker(handle, followed.stream.sent_end, self.batch_bytes)
             while True:
@@ -466,8 +453,8 @@ class Collector:
     def _commit_idle(self) -> None:
         now = time.monotonic()
         streams = [(f.stream, f.last_send) for f in self.files.values()]
-        if self._stdin_stream is not None:
-            streams.append((self._stdin_stream, self._stdin_last_send))
+        if self._stdin is not None:
+            streams.append((self._stdin.stream, self._stdin.last_send))
         for stream, last_send in streams:
             if stream.dirty and now - last_send >= IDLE_COMMIT:
                 self._retry(stream.commit)
@@ -476,36 +463,17 @@ class Collector:
     def _start_stdin(self) -> None:
         import sys
 
-        source = self._stdin_source or sys.stdin.buffer
-        blocks: queue.Queue = queue.Queue(maxsize=STDIN_QUEUE_BLOCKS)
-        fd = source.fileno()
-
-        def pump() -> None:
-            while True:
-                try:
-                    block = os.read(fd, 65536)
-                except OSError:
-                    block = b""
-                blocks.put(block if block else None)  # blocks the writer while the queue is full
-                if not block:
-                    return
-
-        threading.Thread(target=pump, name="cairn-stdin", daemon=True).start()
-        self._stdin_reader = _QueueReader(blocks)
-        self._stdin_chunker = LineChunker(self._stdin_reader, 0, self.batch_bytes)  # type: ignore[arg-type]
-        # A pipe cannot be re-read: each run is its own stream, so tokens never collide.
-        self._stdin_stream = Stream(self.loader, f"stdin-{uuid.uuid4().hex[:16]}", "-")
-        self._stdin_last_send = 0.0
+        self._stdin = StdinSource(self.loader, self._stdin_source or sys.stdin.buffer, self.batch_bytes)
 
     def _read_stdin(self) -> bool:
-        assert self._stdin_chunker is not None and self._stdin_reader is not None
+        assert self._stdin is not None
         sent = 0
         while sent < MAX_CHUNKS_PER_CYCLE and not self.stop.is_set():
-            chunk = self._stdin_chunker.next_chunk(final=self._stdin_reader.eof)
+            chunk = self._stdin.next_chunk()
             if chunk is None:
                 break
-            self._send(self._stdin_stream, chunk, chunk.end)  # type: ignore[arg-type]
-            self._stdin_last_send = time.monotonic()
+            self._send(self._stdin.stream, chunk, chunk.end)
+            self._stdin.sent()
             sent += 1
         return sent == MAX_CHUNKS_PER_CYCLE
 
@@ -513,27 +481,9 @@ class Collector:
     def state(self, running: bool = True) -> dict:
         """What the collector is doing, per source (written to ``collector.json``)."""
         now = time.time()
-        sources = []
-        for followed in self.files.values():
-            size = followed.last_size
-            if not followed.compressed:
-                try:
-                    size = os.fstat(followed.handle.fileno()).st_size
-                except (OSError, ValueError):
-                    pass
-            lag = max(0, size - followed.stream.sent_end) if not followed.compressed else 0
-            sources.append({
-                "source": followed.path, "fingerprint": followed.fp, "position": followed.stream.sent_end,
-                "size": size, "lag_bytes": lag,
-                "lag_seconds": round(now - followed.behind_since, 3) if followed.behind_since and lag else 0.0,
-                "state": "rotated, draining" if followed.gone_since else "following"})
-        if self._stdin_stream is not None:
-            sources.append({"source": "-", "fingerprint": self._stdin_stream.fp,
-                            "position": self._stdin_stream.sent_end, "size": None,
-                            "lag_bytes": (self._stdin_chunker.buffered if self._stdin_chunker else 0)
-                            + (self._stdin_reader.blocks.qsize() * 65536 if self._stdin_reader else 0),
-                            "lag_seconds": None,
-                            "state": "end of input" if self._stdin_reader and self._stdin_reader.eof else "following"})
+        sources = [followed.state(now) for followed in self.files.values()]
+        if self._stdin is not None:
+            sources.append(self._stdin.state())
         return {"pid": os.getpid(), "running": running, "updated": now, "started": self.started,
                 "engine_ok": self.engine_ok, "last_error": self.last_error, "retries": self.retries,
                 "sources": sources}
@@ -545,12 +495,7 @@ class Collector:
         if not force and now - self._last_state < 0.5:
             return
         self._last_state = now
-        tmp = self.state_path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(self.state(running)))
-            os.replace(tmp, self.state_path)
-        except OSError as exc:
-            log.debug("cannot write %s: %s", self.state_path, exc)
+        write_state(self.state_path, self.state(running))
 
 
 def served_engine(config: "Config") -> Callable[[], "Engine | None"]:
@@ -568,18 +513,18 @@ def served_engine(config: "Config") -> Callable[[], "Engine | None"]:
         if served is None:
             return None
         return RemoteEngine(served.host, served.port, served.user, served.password, config.database,
-                            connect_timeout=2)
+                            connect_timeout=2, via_serve=True)
 
     return reconnect
 
 
-def _open_followed(path: str, compressed: bool) -> BinaryIO:
-    if compressed:
-        import gzip
+def reconnect_for(engine: "Engine", config: "Config") -> Callable[[], "Engine | None"] | None:
+    """How a collector on ``engine`` gets its engine back after an outage, or None to keep it.
 
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    # Unbuffered: every read asks the kernel, so bytes appended later are seen.
-    return open(path, "rb", buffering=0)  # type: ignore[return-value]
+    Through a local `cairn serve` (it owns the data directory) the collector follows
+    the server's restarts; any other engine reconnects by itself.
+    """
+    return served_engine(config) if engine.capabilities.via_serve else None
 
 
 def install_signal_handlers(collector: Collector) -> None:
@@ -590,77 +535,3 @@ def install_signal_handlers(collector: Collector) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-
-
-# ---------------------------------------------------------------------------
-# `cairn status` section
-# ---------------------------------------------------------------------------
-
-def read_state(data_dir: Path) -> dict | None:
-    """The live collector state, or None when no collector is running."""
-    path = Path(data_dir) / STATE_FILE
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not state.get("running"):
-        return None
-    try:
-        os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError, KeyError):
-        return None
-    return state
-
-
-def collector_status(engine: "Engine", config: "Config") -> dict:
-    """Per-source position and lag (bytes, seconds) and line outcomes, for `cairn status`."""
-    from datetime import datetime, timezone
-
-    db = engine.database
-    stats: dict[str, dict[str, int]] = {}
-    for source, status, lines in engine.query_rows(
-            f"SELECT source, status, sum(lines) FROM `{db}`._ingest_stats GROUP BY source, status"):
-        stats.setdefault(source, {})[status] = int(lines)
-    live = read_state(config.data_dir)
-    rows: list[dict] = []
-    listed: set[str] = set()
-    if live:
-        for src in live["sources"]:
-            counts = stats.get(src["source"], {})
-            rows.append({"source": src["source"], "state": src["state"] if live["engine_ok"] else "waiting for engine",
-                         "read": f"{src['position']:,}", "lag bytes": f"{src['lag_bytes']:,}",
-                         "lag s": src["lag_seconds"] if src["lag_seconds"] is not None else "-",
-                         "events": f"{counts.get('event', 0):,}", "quarantined": f"{counts.get('quarantined', 0):,}",
-                         "skipped": f"{counts.get('skipped', 0):,}"})
-            listed.add(src["source"])
-    now = datetime.now(timezone.utc)
-    checkpoints = engine.query_rows(
-        f"SELECT argMax(source, updated_at) AS src, argMax(offset, updated_at), argMax(size, updated_at), "
-        f"max(updated_at) FROM `{db}`._checkpoints WHERE NOT startsWith(fingerprint, 'stdin-') "
-        "GROUP BY fingerprint ORDER BY 4")
-    latest: dict[str, tuple] = {}
-    for source, offset, size, updated in checkpoints:
-        latest[source] = (offset, size, updated)
-    for source, (offset, size, updated) in latest.items():
-        if source in listed:
-            continue
-        current = _current_size(source, size)
-        lag = max(0, current - offset)
-        if updated is not None and updated.tzinfo is None:
-            updated = updated.replace(tzinfo=timezone.utc)
-        lag_seconds = round((now - updated).total_seconds(), 1) if lag and updated else 0
-        counts = stats.get(source, {})
-        rows.append({"source": source, "state": "not followed", "read": f"{offset:,}", "lag bytes": f"{lag:,}",
-                     "lag s": lag_seconds, "events": f"{counts.get('event', 0):,}",
-                     "quarantined": f"{counts.get('quarantined', 0):,}", "skipped": f"{counts.get('skipped', 0):,}"})
-    return {"title": "collector sources" + (f" (collector pid {live['pid']} running)" if live else ""),
-            "rows": rows}
-
-
-def _current_size(source: str, recorded: int) -> int:
-    try:
-        if is_gzip(source):
-            return recorded
-        return os.path.getsize(source)
-    except OSError:
-        return recorded

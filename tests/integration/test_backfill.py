@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cairn.ingest.loader import Checkpoints, LineChunker, Loader, encode_chunk, fingerprint, open_log
+from cairn.ingest.checkpoints import Checkpoints
+from cairn.ingest.chunks import LineChunker
+from cairn.ingest.encoding import encode_chunk
+from cairn.ingest.files import fingerprint, open_log
+from cairn.ingest.loader import Loader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from generate import write_log  # noqa: E402

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from cairn.ingest.collector import Collector, collector_status
 from cairn.config import load_config
 from cairn.engine import open_engine
 from cairn.errors import EngineUnavailable
+from cairn.ingest.collector import Collector
+from cairn.ingest.status import collector_status
 from cairn.schema.migrator import Migrator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -163,7 +163,7 @@ def test_resume_after_partial_load(datalake, tmp_path):
 
 
 def test_replayed_chunk_is_not_counted_twice(datalake, tmp_path):
-    from cairn.ingest.loader import Chunk
+    from cairn.ingest.chunks import Chunk
 
     loader = Loader(datalake)
     data = ("\n".join(json.dumps(event("problem_check", time=f"2024-01-01T00:00:{i:02d}+00:00",

@@ -18,10 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cairn.ingest.collector import Collector
 from cairn.config import load_config
 from cairn.engine import open_engine
-from cairn.ingest.loader import MAX_LINE_BYTES, LineChunker, Loader
+from cairn.ingest.chunks import MAX_LINE_BYTES, LineChunker
+from cairn.ingest.collector import Collector
+from cairn.ingest.loader import Loader
 from cairn.schema.migrator import Migrator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

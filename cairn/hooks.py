@@ -103,17 +103,5 @@ def load_providers() -> None:
     if _loaded:
         return
     for module in PROVIDERS:
-        if module == "cairn.ingest.status" and importlib.util.find_spec(module) is None:
-            # Until the collector's status moves to cairn.ingest.status, it lives in the
-            # collector module, which does not register it itself.
-            from cairn.ingest.collector import collector_status
-
-            STATUS_SECTIONS.add(collector_status)
-            continue
-        loaded = importlib.import_module(module)
-        # A provider that exposes its section without adding it (during the move of the
-        # collector's status) still gets it shown.
-        section = getattr(loaded, "collector_status", None)
-        if module == "cairn.ingest.status" and section is not None:
-            STATUS_SECTIONS.add(section)
+        importlib.import_module(module)
     _loaded = True

@@ -2,14 +2,13 @@
 
 Prepares the embedded datalake (migrations, Open edX MySQL tables, course structures),
 optionally a demo platform to look at, then runs `cairn serve` with the collectors
-following the tracking logs. The serving itself is `cairn.serve.server`; this module only
+following the tracking logs. The serving itself is `cairn.serve.service`; this module only
 decides what to prepare.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -155,34 +154,3 @@ def _resume_demo(marker: dict, live_rate: float, demo_dir: Path):
         result = generate_demo(options)
     result.tracking_log = demo_dir / "tracking.log"
     return _live_feed(result, live_rate)
-
-
-def serve_until_stopped(config: "Config", say: Callable[[str], None] = print) -> None:
-    """Run `cairn serve` for ``config`` until SIGTERM or Ctrl-C, then stop cleanly."""
-    from cairn.serve.service import CairnService, ServeOptions
-
-    options = ServeOptions(host=config["serve.host"], port=config["serve.port"], workers=config["serve.workers"],
-                           max_body_bytes=config["serve.max_body_bytes"],
-                           display_name=config["serve.display_name"])
-    service = CairnService(config, options, log_line=say)
-    service.start()
-    stopper: list[threading.Thread] = []
-
-    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
-        if not stopper:
-            say("stopping: finishing running queries...")
-            # stop() waits for running queries: not in the signal handler, which runs on
-            # the thread that serves.
-            stopper.append(threading.Thread(target=service.stop, daemon=True))
-            stopper[0].start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        service.serve_forever()
-    finally:
-        if stopper:
-            stopper[0].join()
-        else:
-            service.stop()
-    say("stopped.")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Optional
 
 import typer
@@ -22,39 +20,13 @@ def serve_command(
     Applies pending migrations, runs the configured collectors, and lets the other cairn
     commands on this data directory work through it. Stops cleanly on SIGTERM or Ctrl-C.
     """
-    from cairn.serve.service import CairnService, ServeOptions
+    from cairn.serve.service import serve_until_stopped
 
     st = state(ctx)
     # Flags are settings too: validated the same way (a bad --port is one clear line).
     flags = {"serve.host": host, "serve.port": port, "serve.workers": workers}
     cfg = st.config.with_overrides({k: v for k, v in flags.items() if v is not None})
-    options = ServeOptions(host=cfg["serve.host"],
-                           port=cfg["serve.port"],
-                           workers=cfg["serve.workers"],
-                           max_body_bytes=cfg["serve.max_body_bytes"],
-                           display_name=cfg["serve.display_name"])
-    service = CairnService(cfg, options, log_line=lambda text: console.print(text, highlight=False))
-    service.start()
-    stopper: list[threading.Thread] = []
-
-    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
-        if not stopper:
-            console.print("stopping: finishing running queries...", highlight=False)
-            # stop() waits for running queries: not in the signal handler, which runs on
-            # the thread that serves.
-            stopper.append(threading.Thread(target=service.stop, daemon=True))
-            stopper[0].start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        service.serve_forever()
-    finally:
-        if stopper:
-            stopper[0].join()
-        else:
-            service.stop()
-    console.print("stopped.", highlight=False)
+    serve_until_stopped(cfg, say=lambda text: console.print(text, highlight=False))
 
 
 def register(app: typer.Typer) -> None:

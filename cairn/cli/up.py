@@ -28,7 +28,8 @@ def up_command(
     serves until Ctrl-C. Connect with `cairn client`, clickhouse-connect, or Superset
     (clickhousedb://USER:PASSWORD@HOST:PORT/openedx, users from `cairn createuser`).
     """
-    from cairn.stack import demo_options, prepare, serve_until_stopped
+    from cairn.serve.service import serve_until_stopped
+    from cairn.stack import demo_options, prepare
 
     st = state(ctx)
     # Validate the flags before preparing anything (a bad --port must not cost a demo).

@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover
 class ClientEngine:
     """An :class:`Engine` driven through a clickhouse-connect client."""
 
-    kind: str = ""  # legacy: "embedded" or "server"; decide by ``capabilities`` instead
     database: str = ""
     capabilities: Capabilities
     # ``host:port`` of an HTTP engine: lets the error translator tell "unreachable" apart.

@@ -71,7 +71,6 @@ def data_dir_owner(data_dir: Path) -> str | None:
 class EmbeddedEngine(ClientEngine):
     """ClickHouse embedded in this process by chDB, persisted in ``<data_dir>/clickhouse``."""
 
-    kind = "embedded"
     # Concurrent inserts on separate chDB connections use more cores of this process.
     capabilities = Capabilities(in_process=True, over_http=False, via_serve=False, has_rbac=False,
                                 parallel_inserts=True)

@@ -18,7 +18,6 @@ SERVE = Capabilities(in_process=False, over_http=True, via_serve=True, has_rbac=
 class RemoteEngine(ClientEngine):
     """A ClickHouse server, or a local `cairn serve` (``via_serve=True``), over HTTP(S)."""
 
-    kind = "server"
 
     def __init__(self, host: str, port: int, user: str, password: str, database: str,
                  secure: bool = False, connect_timeout: float = 10.0, settings: dict | None = None,

@@ -181,7 +181,7 @@ def visible_tables(names: Iterable[str]) -> list[str]:
 # System tables restricted users may read (what clickhouse-connect, SQLAlchemy and
 # Superset use), each filtered to what the user may see. Everything else in `system`
 # is refused and filtered to nothing.
-def _system_filters(database: str, tables: Sequence[str]) -> dict[str, str]:
+def system_filters(database: str, tables: Sequence[str]) -> dict[str, str]:
     db, names = sql_string(database), _string_array(tables)
     return {
         "system.tables": f"database = {db} AND has({names}, name)",
@@ -222,8 +222,8 @@ SAFE_TABLE_FUNCTIONS = frozenset({"numbers", "numbers_mt", "zeros", "zeros_mt", 
 
 # Scalar functions that read outside the rows the user may see (dictionaries, Join
 # tables, files, models) or only serve to tie up the server.
-_DENIED_FUNCTION_PREFIXES = ("dictget", "dicthas", "dictisin", "joinget", "catboost", "evalmlmethod")
-_DENIED_FUNCTIONS = frozenset({"file", "sleep", "sleepeachrow", "getmacro", "getserversetting", "filesystemunreserved",
+DENIED_FUNCTION_PREFIXES = ("dictget", "dicthas", "dictisin", "joinget", "catboost", "evalmlmethod")
+DENIED_FUNCTIONS = frozenset({"file", "sleep", "sleepeachrow", "getmacro", "getserversetting", "filesystemunreserved",
                                "naivebayesclassifier", "input", "url", "s3", "executable", "mysql", "remote",
                                "remotesecure", "cluster", "clusterallreplicas", "merge", "view", "dictionary",
                                "getclientheader", "showcertificate", "getsubcolumn", "currentprofiles",
@@ -256,7 +256,7 @@ def session_setup(scope: Scope, database: str, tables: Sequence[str],
     filters: dict[str, str] = {}
     for name in tables:
         filters[f"{database}.{name}"] = filter_rule_for(name).predicate(scope, database)
-    filters.update(_system_filters(database, visible_tables(tables)))
+    filters.update(system_filters(database, visible_tables(tables)))
     for name in _SYSTEM_DENIED:
         filters[f"system.{name}"] = "0"
     literal = "{" + ", ".join(f"{sql_string(k)}: {sql_string(v)}" for k, v in filters.items()) + "}"

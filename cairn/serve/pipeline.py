@@ -181,7 +181,7 @@ class QueryPipeline:
         # A readonly admin request would pin the pooled session read-only: ignored;
         # admins may still SET it inside their own named session.
         settings = {k: v for k, v in settings.items() if k != "readonly"}
-        applied: dict[str, str] = getattr(session, "url_settings", None) or {}
+        applied = session.url_settings
         changes = [f"{name} = DEFAULT" for name in applied if name not in settings]
         changes += [f"{name} = {sql_string(value)}" for name, value in settings.items() if applied.get(name) != value]
         if changes:

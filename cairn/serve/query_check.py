@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from cairn.serve.access import AccessDenied, READONLY, SAFE_OUTPUT_FORMATS, SAFE_TABLE_FUNCTIONS, _DENIED_FUNCTIONS, _DENIED_FUNCTION_PREFIXES, _system_filters, param_value, visible_tables
+from cairn.serve.access import AccessDenied, READONLY, SAFE_OUTPUT_FORMATS, SAFE_TABLE_FUNCTIONS, DENIED_FUNCTIONS, DENIED_FUNCTION_PREFIXES, system_filters, param_value, visible_tables
 from cairn.errors import EngineError
 from cairn.serve.statement import Statement
 
@@ -149,7 +149,7 @@ def _check_select_ast(ast: list[tuple[int, str, str]]) -> None:
             if in_table_position:
                 if name not in SAFE_TABLE_FUNCTIONS:
                     raise AccessDenied(f"table function {arg.split(' ')[0]} is not allowed")
-            elif name in _DENIED_FUNCTIONS or name.startswith(_DENIED_FUNCTION_PREFIXES):
+            elif name in DENIED_FUNCTIONS or name.startswith(DENIED_FUNCTION_PREFIXES):
                 raise AccessDenied(f"function {arg.split(' ')[0]} is not allowed")
         if depth == root_depth + 1 and node == "Literal":
             raise AccessDenied("INTO OUTFILE is not allowed")
@@ -162,7 +162,7 @@ def _check_ast_tables(ast: list[tuple[int, str, str]], database: str, tables: se
     constants, and the table they read can vanish from the tree it prints. Unqualified
     names that are not datalake tables may be CTE names; the query tree resolves those.
     """
-    system_allowed = _system_filters(database, [])
+    system_allowed = system_filters(database, [])
     for _, node, arg in ast:
         if node != "TableIdentifier":
             continue
@@ -191,7 +191,7 @@ def _check_query_tree(session: "EmbeddedSession", core: str, database: str, allo
         if table:
             db, name = _split_name(table.group(1), database)
             if db == "system":
-                if f"system.{name}" not in _system_filters(database, []):
+                if f"system.{name}" not in system_filters(database, []):
                     raise AccessDenied(f"table system.{name} is not accessible")
             elif db != database or name not in allowed:
                 raise AccessDenied(f"table {db}.{name} is not accessible")

@@ -14,6 +14,7 @@ A query's path: ``handler`` (routing) -> ``wire`` (the request) -> ``pipeline``
 from __future__ import annotations
 
 import contextlib
+import signal
 import secrets
 import threading
 import time
@@ -135,3 +136,32 @@ class CairnService:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+
+def serve_until_stopped(config: "Config", say: Callable[[str], None] = print) -> None:
+    """Run `cairn serve` for ``config`` until SIGTERM or Ctrl-C, then stop cleanly."""
+    options = ServeOptions(host=config["serve.host"], port=config["serve.port"], workers=config["serve.workers"],
+                           max_body_bytes=config["serve.max_body_bytes"],
+                           display_name=config["serve.display_name"])
+    service = CairnService(config, options, log_line=say)
+    service.start()
+    stopper: list[threading.Thread] = []
+
+    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+        if not stopper:
+            say("stopping: finishing running queries...")
+            # stop() waits for running queries: not in the signal handler, which runs on
+            # the thread that serves.
+            stopper.append(threading.Thread(target=service.stop, daemon=True))
+            stopper[0].start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        service.serve_forever()
+    finally:
+        if stopper:
+            stopper[0].join()
+        else:
+            service.stop()
+    say("stopped.")

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from cairn.config import load_config
-from cairn.engine import Capabilities, EmbeddedEngine, EmbeddedSession, RemoteEngine, Session, open_engine
+from cairn.engine import Capabilities, EmbeddedEngine, EmbeddedSession, Session, open_engine
 from cairn.errors import EngineUnavailable
 from support.engine_contract import ALL_CHECKS
 
@@ -58,10 +58,6 @@ def test_unreachable_server_names_host_port_and_cause():
     assert message.startswith("cannot reach ClickHouse at 127.0.0.1:1")
     assert "connection refused" in message
     assert "\n" not in message
-
-
-def test_engine_kinds():
-    assert EmbeddedEngine.kind == "embedded" and RemoteEngine.kind == "server"
 
 
 def test_embedded_capabilities(engine):

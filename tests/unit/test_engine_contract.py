@@ -65,4 +65,3 @@ def test_remote_parallel_writer_connects_the_same_way(monkeypatch, via_serve):
     assert writer.database == "openedx" and writer.describe() == "ClickHouse server at https://db.example:8443"
     assert clients[0].kwargs == clients[1].kwargs
     assert clients[1].kwargs["username"] == "u" and clients[1].kwargs["settings"] == {"max_threads": 2}
-    assert engine.kind == "server"  # legacy attribute, kept until every caller reads capabilities

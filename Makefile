@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup up test services lock clean
+.PHONY: setup up test test-unit test-integration services lock clean
 
 ## setup: create .venv with the pinned dependencies and Cairn (editable)
 setup: $(VENV)/.installed
@@ -24,9 +24,17 @@ services:
 up: setup services
 	$(BIN)/cairn up --demo
 
-## test: every test, against real chDB and MariaDB
+## test: every test: the fast unit layer, then the integration layer against real chDB and MariaDB
 test: setup services
 	$(BIN)/pytest
+
+## test-unit: the fast layer only (no chDB, no MariaDB)
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+## test-integration: the integration layer only
+test-integration: setup services
+	$(BIN)/pytest tests/integration
 
 ## lock: re-pin requirements.lock from the current .venv (after changing pyproject.toml)
 lock:

@@ -27,6 +27,7 @@ Values (course ids, orgs, names) only ever reach SQL through ``sql_string`` /
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -328,15 +329,37 @@ def drop_statements(username: str, database: str, tables: Sequence[str], cluster
 _ORG_RE = re.compile(r"^[A-Za-z0-9_.~-]{1,64}$")
 
 
-def validate_course_id(value: str) -> str:
-    """The canonical course key, or CairnError when ``value`` is not an Open edX course key."""
+def _course_key(value: str):
+    """``value`` parsed by edx-opaque-keys (``ccx-v1:`` keys through the edx-ccx-keys plugin)."""
     from opaque_keys import InvalidKeyError
     from opaque_keys.edx.keys import CourseKey
 
     try:
-        return str(CourseKey.from_string(value))
+        return CourseKey.from_string(value)
     except InvalidKeyError:
-        raise CairnError(f"{value!r} is not an Open edX course id (e.g. course-v1:ORG+COURSE+RUN)") from None
+        if value.startswith("ccx-v1:") and importlib.util.find_spec("ccx_keys") is None:
+            raise CairnError(f"{value!r} is a CCX course id, which needs the edx-ccx-keys package: "
+                             "pip install edx-ccx-keys") from None
+        raise CairnError(f"{value!r} is not an Open edX course id (e.g. course-v1:ORG+COURSE+RUN, "
+                         "ccx-v1:ORG+COURSE+RUN+ccx@ID or ORG/COURSE/RUN)") from None
+
+
+def validate_course_id(value: str) -> str:
+    """The canonical course key, or CairnError when ``value`` is not an Open edX course key.
+
+    Accepted: ``course-v1:ORG+COURSE+RUN``, ``ccx-v1:ORG+COURSE+RUN+ccx@ID`` (a custom
+    course, CCX) and the old ``ORG/COURSE/RUN``.
+    """
+    return str(_course_key(value))
+
+
+def org_of_course_id(value: str) -> str:
+    """The organisation a course key belongs to, as org scopes see it.
+
+    A CCX belongs to the organisation of its master course: ``ccx-v1:ORG+C+R+ccx@3`` is
+    ORG's, the same ORG that ``org_of_course`` computes in SQL.
+    """
+    return _course_key(value).org
 
 
 def validate_org(value: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,33 @@ def test_every_setting_has_help_and_env_var():
     for setting in SETTINGS:
         assert setting.help
         assert setting.env_var.startswith("CAIRN_") and setting.env_var.isupper()
+
+
+def _cairn(*args, cwd, env=None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    full_env.update(env or {})
+    return subprocess.run([str(Path(sys.executable).with_name("cairn")), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    (["--set", "serve.port=true", "config"], {}, "serve.port (flag)"),
+    (["config"], {"CAIRN_COLLECTOR_FLUSH_INTERVAL": "inf"}, "collector.flush_interval (CAIRN_COLLECTOR_FLUSH_INTERVAL)"),
+    (["config"], {"CAIRN_DATA_DIR": ""}, "data_dir (CAIRN_DATA_DIR)"),
+    (["status"], {"CAIRN_DATA_DIR": "/dev/null"}, "/dev/null is a character device"),
+    (["config"], {"CAIRN_CONFIG": "/dev/zero"}, "/dev/zero is a character device, not a regular file"),
+])
+def test_cli_prints_one_error_line(tmp_path, args, env, expected):
+    result = _cairn(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / ".cairn").exists()  # nothing created in the working directory
+
+
+def test_cli_refuses_a_coerced_toml_value(tmp_path):
+    (tmp_path / "cairn.toml").write_text("[serve]\nport = 8123.9\n")
+    result = _cairn("config", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "invalid value 8123.9 for serve.port (in cairn.toml)" in result.stderr
+    assert "between 0 (any free port) and 65535, got a fraction" in result.stderr

@@ -119,3 +119,29 @@ def test_cli_embedded_without_server(tmp_path):
     assert done.returncode == 0, done.stderr
     listed = run("listusers").stdout
     assert "solo" in listed and "yes" in listed
+
+
+CCX = "ccx-v1:OrgA+C1+2024+ccx@3"
+
+
+def test_ccx_course_ids_are_accepted_by_createuser(tmp_path):
+    """docs/access.md: CCX keys are accepted course ids (they used to be refused)."""
+    env = {"PATH": "/usr/bin:/bin", "CAIRN_DATA_DIR": str(tmp_path / "data")}
+    run = lambda *a: subprocess.run([CAIRN, *a], env=env, capture_output=True, text=True, timeout=300)  # noqa: E731
+    assert run("migrate").returncode == 0
+    done = run("createuser", "coach", "--password", "long-enough", "--course-id", CCX)
+    assert done.returncode == 0, done.stderr
+    assert f"course {CCX}" in done.stdout
+    listed = json.loads(run("listusers", "--json").stdout)
+    assert listed == [{"name": "coach", "admin": False, "course_ids": [CCX], "org_ids": []}]
+    bad = run("createuser", "coach2", "--password", "long-enough", "--course-id", "ccx-v1:OrgA+C1+2024+ccx@x")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "not an Open edX course id" in bad.stderr
+
+
+def test_a_ccx_belongs_to_the_org_of_its_master_course(datalake):
+    """The SQL org of a key (used by org scopes) is the org edx-opaque-keys gives the key."""
+    from cairn.serve.access import org_of_course, org_of_course_id, sql_string
+
+    for key in (CCX, "ccx-v1:edX+DemoX+Demo_Course+ccx@1", "course-v1:OrgB+C+R", "OrgC/C/R"):
+        in_sql = datalake.query_value(f"SELECT {org_of_course(sql_string(key))}")
+        assert in_sql == org_of_course_id(key), key

@@ -83,3 +83,19 @@ def test_session_setup_ends_read_only():
     statements = access.session_setup(Scope((C1,), ()), "openedx", ["events", "_quarantine"])
     assert statements[-1] == "SET readonly = 1"
     assert "openedx._quarantine" in statements[0] and "system.query_log" in statements[0]
+
+
+CCX = "ccx-v1:OrgA+C1+2024+ccx@3"
+
+
+def test_ccx_course_ids_are_accepted_and_belong_to_their_master_course_org():
+    """docs/access.md accepts CCX keys: edx-opaque-keys parses them (edx-ccx-keys plugin)."""
+    assert access.validate_course_id(CCX) == CCX
+    assert access.scope_of([CCX, CCX], []) == Scope((CCX,), ())
+    assert access.org_of_course_id(CCX) == "OrgA"
+    assert access.org_of_course_id(C1) == "OrgA" and access.org_of_course_id("OrgB/C/R") == "OrgB"
+    for bad in ("ccx-v1:OrgA+C1+2024", "ccx-v1:OrgA+C1+2024+ccx@x", "ccx-v1:OrgA+C1+2024+ccx@3'--",
+                "ccx-v1:", "ccx-v2:OrgA+C1+2024+ccx@3"):
+        with pytest.raises(CairnError, match="not an Open edX course id"):
+            access.validate_course_id(bad)
+

@@ -60,11 +60,14 @@ class Hook(Generic[T]):
 STATUS_SECTIONS: Hook[Callable[[Any, Any], dict]] = Hook("status_sections", """\
 Sections of ``cairn status`` (and ``cairn status --json``), after engine, tables and migrations.
 
-Each item is ``fn(engine, config) -> {"title": str, "rows": [{column: value, ...}, ...]}``.
+Each item is ``fn(engine, config) -> {"title": str, "rows": [{column: value, ...}, ...]}``,
+optionally with ``"warnings": [str, ...]`` (printed after the rows, one line each) and
+more keys for ``--json``; ``None`` when the section does not apply (nothing shown).
 A section whose function raises is shown as one error row: a broken optional source
 (MySQL down, no collector yet) never hides the rest of the status. Built-in sections:
-the collectors (``cairn.ingest``), the datalake users (``cairn.serve.users``) and the
-Open edX MySQL copies (``cairn.sources.openedx_mysql``).
+the collectors (``cairn.ingest``), the datalake users (``cairn.serve.users``), the
+Open edX MySQL copies (``cairn.sources.openedx_mysql``) and the data directory of the
+embedded engine (``cairn.datadir_status``: free space, reserve, file modes).
 """)
 
 MIGRATION_FOLDERS: Hook[Any] = Hook("migration_folders", """\
@@ -92,7 +95,8 @@ The built-in command modules are imported explicitly, in data-flow order, by
 """)
 
 #: Modules that add Cairn's built-in extensions to the hooks when imported.
-PROVIDERS: tuple[str, ...] = ("cairn.ingest.status", "cairn.serve.users", "cairn.sources.openedx_mysql")
+PROVIDERS: tuple[str, ...] = ("cairn.ingest.status", "cairn.serve.users", "cairn.sources.openedx_mysql",
+                               "cairn.datadir_status")
 
 _loaded = False
 

@@ -1,4 +1,4 @@
-"""What `cairn status` reports: engine, tables, freshness, migrations, quarantine."""
+"""What `cairn status` reports: engine, tables, freshness, migrations, quarantine, then the sections."""
 
 from __future__ import annotations
 
@@ -50,10 +50,11 @@ def collect_status(engine: "Engine", config: "Config") -> dict[str, Any]:
     hooks.load_providers()
     for section in hooks.STATUS_SECTIONS:
         try:
-            info["sections"].append(section(engine, config))
+            shown = section(engine, config)
         except Exception as exc:  # a broken optional source must not hide the rest
-            info["sections"].append({"title": getattr(section, "__name__", "section"),
-                                     "rows": [{"error": str(exc)}]})
+            shown = {"title": getattr(section, "__name__", "section"), "rows": [{"error": str(exc)}]}
+        if shown is not None:  # None: the section does not apply (e.g. no local data directory)
+            info["sections"].append(shown)
     return info
 
 

@@ -70,6 +70,20 @@ def migrate_command(
     applied = sum(1 for s, _ in report.steps if s in ("APPLY", "FAKE"))
     if not dry_run:
         console.print(f"{applied} migration(s) applied to {migrator.database} ({st.engine().describe()}).")
+    _make_data_dir_private(st.config, dry_run)
+
+
+def _make_data_dir_private(config, dry_run: bool) -> None:
+    """Fix the modes of the local data directory (embedded engine) and say how many paths changed."""
+    from cairn.datadir_status import make_data_dir_private
+
+    fixed = make_data_dir_private(config, dry_run=dry_run)
+    if fixed and dry_run:
+        console.print(f"{fixed:,} path(s) in {escape(str(config.data_dir))} are open to group or others: "
+                      "`cairn migrate` makes them private.", style="yellow", highlight=False, soft_wrap=True)
+    elif fixed:
+        console.print(f"{fixed:,} path(s) in {escape(str(config.data_dir))} made private to their owner "
+                      "(0700 folders, 0600 files).", highlight=False, soft_wrap=True)
 
 
 def load_command(
@@ -161,6 +175,8 @@ def status_command(
     console.print(table)
     for section in info.get("sections", []):
         console.print(rows_table(section.get("title", ""), section.get("rows", []), fold=True))
+        for warning in section.get("warnings", []):
+            console.print(f"[bold yellow]Warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -155,3 +155,46 @@ def test_client_runs_statements_that_return_no_rows(tmp_path):
               "-- a comment first\nSELECT sum(x) FROM openedx.scratch;\n"
               "(SELECT 7);\nOPTIMIZE TABLE openedx.events;\nDROP TABLE openedx.scratch;\n")
     assert cairn("client", "-q", script, cwd=tmp_path).stdout == "3\n7\n"
+
+
+def _open_paths(root: Path) -> list[str]:
+    """Paths under ``root`` (itself included) that group or others may use."""
+    paths = [root, *root.rglob("*")]
+    return [f"{p}: {p.lstat().st_mode & 0o777:o}" for p in paths if not p.is_symlink() and p.lstat().st_mode & 0o077]
+
+
+def test_status_reports_the_data_directory_and_migrate_makes_it_private(tmp_path):
+    """Free space and reserve in `cairn status`; open modes reported there, fixed by `cairn migrate`."""
+    import json
+
+    cairn("migrate", cwd=tmp_path)
+    data = tmp_path / ".cairn"
+    opened = [data, *[p for p in data.rglob("*") if not p.is_symlink()][:5]]
+    for path in opened:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    status = cairn("status", cwd=tmp_path).stdout
+    assert f"data directory {data}" in status and "free space" in status and "collector.min_free_mb" in status
+    assert "run `cairn migrate` to make them private" in status
+    info = json.loads(cairn("status", "--json", cwd=tmp_path).stdout)
+    section = next(s for s in info["sections"] if s["title"] == f"data directory {data}")
+    assert section["free_bytes"] > 0 and section["reserve_bytes"] == 256 * 1024 * 1024
+    assert section["open_paths"] >= len(opened)
+
+    out = cairn("migrate", cwd=tmp_path).stdout
+    assert "made private to their owner" in out
+    assert _open_paths(data) == []
+    status = cairn("status", cwd=tmp_path).stdout
+    assert "private to its owner" in status and "Warning" not in status
+
+
+def test_status_warns_below_the_free_space_reserve(tmp_path):
+    cairn("migrate", cwd=tmp_path)
+    status = cairn("status", cwd=tmp_path, env={"CAIRN_COLLECTOR_MIN_FREE_MB": str(1024 * 1024)}).stdout
+    assert "Warning: free space on the file system of" in status and "below the reserve of 1,048,576 MB" in status
+
+
+def test_status_of_a_server_engine_has_no_data_directory_section():
+    from cairn.config import load_config
+    from cairn.datadir_status import data_directory_status
+
+    assert data_directory_status(None, load_config(None, {"engine": "server"}, environ={})) is None

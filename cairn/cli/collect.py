@@ -32,7 +32,8 @@ def collect_command(
     Handles log rotation (rename, copytruncate, compression, deletion) without loss or
     duplicates, and resumes where it stopped after a crash.
     """
-    from cairn.ingest.collector import Collector, install_signal_handlers, reconnect_for
+    from cairn.ingest.collector import ALERTS, Collector, install_signal_handlers, reconnect_for
+    from cairn.ingest.reserve import disk_reserve
 
     st = state(ctx)
     chosen = list(sources or st.config["collector.sources"])
@@ -41,12 +42,12 @@ def collect_command(
     engine = require_schema(st)
 
     def echo(message: str) -> None:
-        if not quiet or message.startswith("engine"):
+        if not quiet or message.startswith(ALERTS):
             err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(message)}", highlight=False)
 
     collector = Collector(engine, chosen, flush_interval=st.config["collector.flush_interval"],
                           batch_bytes=st.config["collector.batch_bytes"], state_dir=st.config.data_dir, echo=echo,
-                          reconnect=reconnect_for(engine, st.config))
+                          reconnect=reconnect_for(engine, st.config), reserve=disk_reserve(engine, st.config))
     install_signal_handlers(collector)
     for source in chosen:
         if source != "-" and not glob.has_magic(source) and not Path(source).expanduser().exists():
@@ -72,7 +73,11 @@ def backfill_command(
     st = state(ctx)
     files = backfill_files(paths)
     engine = require_schema(st)
-    loader = backfill_loader(engine, st.config, parallel=parallel)
+
+    def warn(message: str) -> None:
+        err_console.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+    loader = backfill_loader(engine, st.config, parallel=parallel, warn=warn)
     sizes = {f: uncompressed_size(f) for f in files}
     results = []
     started = time.monotonic()

@@ -3,11 +3,12 @@
 One tracking-log line goes, in data-flow order, through:
 
 =====================  ==========================================================
-``files``              opening (plain or gzip), fingerprints, sizes, JSON documents
+``files``              what may be loaded, opening (plain or gzip), fingerprints, JSON documents
 ``chunks``             chunks of whole lines (long lines cut), replay ranges, prefetch
 ``encoding``           TabSeparated ``_ingest`` rows (source, source_offset, line)
 ``checkpoints``        the exactly-once protocol: intent rows, tokens, commits
 ``batching``           how many bytes go into one insert (real time, backfill)
+``reserve``            free space kept on the data directory's disk (pause, refuse)
 ``loader``             ``Loader``: one file from its checkpoint to its end (`cairn backfill`)
 ``collector``          ``Collector``: following files, rotation, outages (`cairn collect`)
 ``stdin``              standard input as a collector source

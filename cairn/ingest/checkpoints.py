@@ -20,17 +20,39 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from cairn.engine import sql_identifier
+from cairn.errors import EngineError, EngineUnavailable
 from cairn.ingest.chunks import Chunk
 from cairn.ingest.encoding import encode_chunk
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import Engine
     from cairn.ingest.loader import Loader
+
+
+class InsertFailed(EngineError):
+    """The engine did not store a range of a stream: nothing from its start on is counted.
+
+    The intent row of the range stays, so the next attempt replays exactly that range
+    with the same deduplication token (what did land is dropped there, once).
+    """
+
+    def __init__(self, source: str, start: int, end: int, cause: EngineError, unit: str = "bytes",
+                 hint: str = ""):
+        self.source, self.start, self.end, self.cause, self.unit = source, start, end, cause, unit
+        # ClickHouse's text on one line: the CLI prints errors as one line.
+        message = (f"{source}: the engine did not store {unit} {start:,}-{end:,}: {' '.join(str(cause).split())}; "
+                   f"nothing from {unit[:-1]} {start:,} on is counted")
+        super().__init__(message + (f"; {hint}" if hint else ""), cause.code)
+
+    def with_hint(self, hint: str) -> "InsertFailed":
+        """The same failure with what the user should do next appended."""
+        return InsertFailed(self.source, self.start, self.end, self.cause, self.unit, hint)
 
 
 def chunk_token(fp: str, start: int, end: int) -> str:
@@ -138,7 +160,8 @@ class Stream:
             # Each chunk of the interrupted group again, with its own token.
             for start, end in cp.pending_ranges():
                 encoded = [encode_chunk(self.source, c) for c in reader(start, end)]
-                self.loader.insert_encoded(encoded, chunk_token(self.fp, start, end))
+                with self._failure(start, end):
+                    self.loader.insert_encoded(encoded, chunk_token(self.fp, start, end))
             self.sent_end = cp.pending_end
             self.dirty = True
             self.commit(max(self.size, cp.pending_end))
@@ -155,8 +178,9 @@ class Stream:
         self.size = max(size, chunk.end)
         # The intent row commits the previous chunk (offset = its end) and announces this one.
         self.loader.checkpoints.write(self.fp, self.source, chunk.start, chunk.end, self.size)
-        self.loader.insert_encoded([encoded if encoded is not None else encode_chunk(self.source, chunk)],
-                                   chunk_token(self.fp, chunk.start, chunk.end))
+        with self._failure(chunk.start, chunk.end):
+            self.loader.insert_encoded([encoded if encoded is not None else encode_chunk(self.source, chunk)],
+                                       chunk_token(self.fp, chunk.start, chunk.end))
         self.offset = chunk.start
         self.sent_end = chunk.end
         self.dirty = True
@@ -175,8 +199,24 @@ class Stream:
         self.size = max(size, end)
         self.loader.checkpoints.write(self.fp, self.source, start, end, self.size,
                                       cuts=[c.end for c in chunks[:-1]])
-        self.loader.insert_parallel([(data, chunk_token(self.fp, c.start, c.end)) for c, data in zip(chunks, encoded)])
+        with self._failure(start, end):
+            self.loader.insert_parallel([(data, chunk_token(self.fp, c.start, c.end))
+                                         for c, data in zip(chunks, encoded)])
         self.offset, self.sent_end, self.dirty = start, end, True
+
+    @contextmanager
+    def _failure(self, start: int, end: int) -> Iterator[None]:
+        """An engine error during the insert of ``start..end`` becomes :class:`InsertFailed`.
+
+        Positions are only moved after the insert returned, so a failed range is
+        never counted: the stream stays at ``start`` and its intent row stays.
+        """
+        try:
+            yield
+        except (InsertFailed, EngineUnavailable):
+            raise  # an unreachable engine is said as such (the collector waits for it)
+        except EngineError as exc:
+            raise InsertFailed(self.source, start, end, exc) from exc
 
     def commit(self, size: int | None = None) -> None:
         """Record that everything sent is in (no pending range)."""

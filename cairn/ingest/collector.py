@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
 from cairn.errors import EngineError
 from cairn.ingest.batching import REALTIME_BATCH_BYTES
-from cairn.ingest.checkpoints import Stream
+from cairn.ingest.checkpoints import InsertFailed, Stream
 from cairn.ingest.chunks import Chunk, LineChunker, chunks_of_range
 from cairn.ingest.collector_state import STATE_FILE, read_state, state_path, write_state
 from cairn.ingest.encoding import encode_chunk
 from cairn.ingest.files import FINGERPRINT_BYTES, fingerprint, fingerprint_of_head, is_gzip, open_followed
 from cairn.ingest.loader import Loader
+from cairn.ingest.reserve import DiskReserve
 from cairn.ingest.status import collector_status
 from cairn.ingest.stdin import STDIN_QUEUE_BLOCKS, StdinSource
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import Engine
 
 # Re-exported: importers of `cairn.ingest.collector` from before the split keep working.
-__all__ = ["STATE_FILE", "STDIN_QUEUE_BLOCKS", "Collector", "Followed", "Stopped", "collector_status",
+__all__ = ["ALERTS", "STATE_FILE", "STDIN_QUEUE_BLOCKS", "Collector", "Followed", "Stopped", "collector_status",
            "install_signal_handlers", "read_state", "reconnect_for", "served_engine"]
 
 log = logging.getLogger("cairn.ingest.collector")
@@ -59,6 +60,8 @@ IDLE_COMMIT = 1.0  # seconds of quiet before a stream writes its commit row
 MAX_CHUNKS_PER_CYCLE = 4  # per file, so that one big backlog does not starve the others
 BACKOFF_MAX = 5.0
 COPY_ATTEMPTS = 15  # x 0.2 s: how long a copytruncate copy may take to appear (or finish compressing)
+# Messages that say why nothing is being delivered: shown even when the user asked for quiet.
+ALERTS = ("engine", "insert failed", "paused", "disk space back")
 
 
 class Stopped(Exception):
@@ -113,11 +116,14 @@ class Collector:
     def __init__(self, engine: "Engine", sources: Iterable[str], flush_interval: float = 0.2,
                  batch_bytes: int = REALTIME_BATCH_BYTES, state_dir: Path | None = None,
                  stdin: BinaryIO | None = None, echo: Callable[[str], None] | None = None,
-                 reconnect: Callable[[], "Engine | None"] | None = None):
+                 reconnect: Callable[[], "Engine | None"] | None = None, reserve: DiskReserve | None = None):
+        """``reserve``: free space to keep on the data directory's disk (None: not checked)."""
         self.engine = engine
         self.reconnect = reconnect
+        self.reserve = reserve
         # Small latency-bound inserts: let the views behind `events` run side by side.
-        self.loader = Loader(engine, batch_bytes, insert_settings={"parallel_view_processing": 1})
+        # The collector checks the reserve itself: below it, it waits instead of failing.
+        self.loader = Loader(engine, batch_bytes, insert_settings={"parallel_view_processing": 1}, reserve=None)
         self.patterns = [s for s in sources if s != "-"]
         self.use_stdin = any(s == "-" for s in sources)
         self.flush_interval = flush_interval
@@ -129,6 +135,8 @@ class Collector:
         self.known: dict[tuple[int, int], tuple[int, int]] = {}  # finished identities -> (size, mtime)
         self.engine_ok = True
         self.last_error = ""
+        self.failure = ""  # what the last error was: "insert failed" or "engine unavailable"
+        self.paused_reason = ""  # why nothing is sent now although the engine answers (disk reserve)
         self.retries = 0
         self.lost_bytes = 0
         self.started = time.time()
@@ -152,6 +160,7 @@ class Collector:
     def _loop(self) -> None:
         while not self.stop.is_set():
             began = time.monotonic()
+            self._wait_for_space()  # announced even while idle, before any write
             self._discover()
             busy = self._read_files()
             if self.use_stdin:
@@ -193,15 +202,12 @@ class Collector:
                 result = action()
             except EngineError as exc:
                 self.retries += 1
+                # A failed insert is not an absent engine: say which, the cure differs.
+                what = "insert failed" if isinstance(exc, InsertFailed) else "engine unavailable"
                 if self.engine_ok or str(exc) != self.last_error:
-                    self.echo(f"engine unavailable, retrying with backoff: {exc}")
-                self.engine_ok, self.last_error = False, str(exc)
-                waited = 0.0
-                while waited < delay:  # keep collector.json (lag seconds) fresh while waiting
-                    self._write_state()
-                    if self.stop.wait(min(0.5, delay - waited)):
-                        raise Stopped() from None
-                    waited += 0.5
+                    self.echo(f"{what}, retrying with backoff: {exc}")
+                self.engine_ok, self.last_error, self.failure = False, str(exc), what
+                self._sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 self._reconnect()
                 continue
@@ -209,6 +215,36 @@ class Collector:
                 self.echo("engine back, delivering")
             self.engine_ok = True
             return result
+
+    def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` seconds, keeping collector.json (lag seconds) fresh; ``Stopped`` on a stop request."""
+        waited = 0.0
+        while waited < delay:
+            self._write_state()
+            if self.stop.wait(min(0.5, delay - waited)):
+                raise Stopped() from None
+            waited += 0.5
+
+    def _wait_for_space(self) -> None:
+        """Below the free-space reserve, send nothing: look again with backoff until there is room.
+
+        A full disk fails a write half-way; pausing before keeps every position where
+        it is (the files are the buffer) and resumes by itself once space is freed.
+        """
+        if self.reserve is None:
+            return
+        delay = 0.5
+        while (reason := self.reserve.shortfall()) is not None:
+            if not self.paused_reason:
+                self.echo(f"paused, nothing is sent until space is freed: {reason}")
+            self.paused_reason = reason  # the latest figure, for `cairn status`
+            self._write_state(force=True)
+            self._sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+        if self.paused_reason:
+            self.echo("disk space back, resuming")
+            self.paused_reason = ""
+            self._write_state(force=True)
 
     def _reconnect(self) -> None:
         """Open the engine again (a restarted `cairn serve` listens with a new credential)."""
@@ -299,6 +335,7 @@ class Collector:
         def reopen() -> BinaryIO:
             return open(fd_path, "rb") if not compressed else open_followed(path, True)
 
+        self._wait_for_space()  # opening replays an interrupted range
         start = self._retry(lambda: stream.open(chunks_of_range(reopen, self.batch_bytes)))
         chunker = LineChunker(handle, start, self.batch_bytes)
         followed = Followed(path, handle, identity[0], identity[1], fp, first_line, stream, chunker,
@@ -344,6 +381,7 @@ class Collector:
 
     def _send(self, stream: Stream, chunk: Chunk, size: int) -> None:
         encoded = encode_chunk(stream.source, chunk)
+        self._wait_for_space()
         self._retry(lambda: stream.send(chunk, size, encoded))
         if self.trace:
             self.trace.write(f"{stream.source}\t{chunk.end}\t{time.time():.6f}\n")
@@ -486,6 +524,7 @@ class Collector:
             sources.append(self._stdin.state())
         return {"pid": os.getpid(), "running": running, "updated": now, "started": self.started,
                 "engine_ok": self.engine_ok, "last_error": self.last_error, "retries": self.retries,
+                "failure": self.failure, "paused_reason": self.paused_reason,
                 "sources": sources}
 
     def _write_state(self, force: bool = False, running: bool = True) -> None:

@@ -1,4 +1,7 @@
-"""Tracking-log files on disk: opening (gzip or plain), identity, size, JSON documents.
+"""Tracking-log files on disk: what may be loaded, opening (gzip or plain), identity, size, JSON documents.
+
+Only regular files are loaded (``loadable_file``): a FIFO or a device cannot be
+read again from a checkpoint, and opening a FIFO blocks until a writer comes.
 
 A file is identified by its *fingerprint*: a hash of its first line. The first
 line of a log never changes once written, and survives renames and compression,
@@ -12,10 +15,12 @@ and the in-process shape): ``document_events`` finds those.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import BinaryIO, Iterable
@@ -74,19 +79,66 @@ def current_size(source: str, recorded: int) -> int:
         return recorded
 
 
+class UnloadableFile(CairnError):
+    """A path given to `cairn load` or `cairn backfill` that is not a log file to read."""
+
+
+# What each kind of non-regular file is, and what to do instead. A FIFO or a device
+# never ends and cannot be read again from an offset: checkpoints cannot apply.
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "is a named pipe (FIFO), not a file: it cannot be resumed or read twice; "
+                    "pipe the lines into `cairn collect -` instead"),
+    (stat.S_ISCHR, "is a character device, not a log file; give a regular file"),
+    (stat.S_ISBLK, "is a block device, not a log file; give a regular file"),
+    (stat.S_ISSOCK, "is a socket, not a log file; give a regular file"),
+)
+
+
+def loadable_file(path: Path | str, folders: str = "give the log files inside it") -> Path:
+    """``path`` when it is a regular file (or a link to one) that can be read, else :class:`UnloadableFile`.
+
+    Checked before anything opens the path: opening a FIFO blocks until a writer
+    appears, and a device reads forever. ``folders`` says what to do with a folder.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise UnloadableFile(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist; "
+                                 "fix the link or give the file itself") from None
+        raise UnloadableFile(f"{path}: no such file; check the path") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnloadableFile(f"{path}: symbolic link loop (the link leads back to itself); "
+                                 "point it at a log file or give the file itself") from None
+        raise UnloadableFile(f"{path}: cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UnloadableFile(f"{path} is a folder; {folders}")
+    for test, what in _NOT_REGULAR:
+        if test(st.st_mode):
+            raise UnloadableFile(f"{path} {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnloadableFile(f"{path} is not a regular file; give a log file")
+    if not os.access(path, os.R_OK):
+        raise UnloadableFile(f"{path}: permission denied; make it readable by this user")
+    return path
+
+
 def backfill_files(paths: Iterable[Path]) -> list[Path]:
     """The files to backfill: given files, and the files inside given folders, oldest first.
 
-    Oldest first, so that the events arrive roughly in time order.
+    Oldest first, so that the events arrive roughly in time order. Inside a folder
+    only regular files count (a FIFO or socket next to the logs is not one of them);
+    a path given by name must be one (see ``loadable_file``).
     """
     files: list[Path] = []
     for path in paths:
-        if not path.exists():
-            raise CairnError(f"{path}: no such file")
-        if path.is_dir():
+        path = Path(path)
+        if os.path.isdir(path):
             files.extend(sorted(p for p in path.iterdir() if p.is_file()))
         else:
-            files.append(path)
+            files.append(loadable_file(path))
     files.sort(key=lambda p: p.stat().st_mtime)
     return files
 

@@ -16,21 +16,23 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from cairn.engine import sql_identifier
-from cairn.errors import CairnError
+from cairn.errors import CairnError, EngineError, EngineUnavailable
 from cairn.ingest.batching import REALTIME_BATCH_BYTES, backfill_batch_bytes
-from cairn.ingest.checkpoints import Checkpoint, Checkpoints, Stream
+from cairn.ingest.checkpoints import Checkpoint, Checkpoints, InsertFailed, Stream
 from cairn.ingest.chunks import MAX_LINE_BYTES, Chunk, LineChunker, chunks_of_range, prefetch
 from cairn.ingest.encoding import INGEST_COLUMNS, encode_chunk, encode_events, encode_lines
 from cairn.ingest.files import (FINGERPRINT_BYTES, MAX_DOCUMENT_BYTES, document_events, document_fingerprint,
-                                fingerprint, fingerprint_of_head, is_gzip, open_log)
+                                fingerprint, fingerprint_of_head, is_gzip, loadable_file, open_log)
+from cairn.ingest.reserve import DiskReserve, disk_reserve
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
@@ -45,6 +47,15 @@ __all__ = [
 
 ProgressCallback = Callable[[int], None]
 
+log = logging.getLogger("cairn.ingest.loader")
+
+# The reserve of an engine in this process (its own data directory, default size):
+# what a Loader checks when its caller gives none.
+ENGINE_RESERVE = "engine"
+# What a loader tells about a failed insert: the same command resumes at the failed range.
+RETRY_HINT = "fix the cause and run the same command again: it resumes there, without duplicates"
+FOLDER_HINT = "give the log files inside it, or load the whole folder with `cairn backfill FOLDER`"
+
 
 @dataclass
 class LoadResult:
@@ -56,14 +67,22 @@ class LoadResult:
     already_loaded: bool = False
     counts: dict[str, int] = field(default_factory=dict)  # status -> lines, cumulative for the source
     lines_sent: int = 0
+    warnings: list[str] = field(default_factory=list)  # one line each, also given to the loader's `warn`
 
 
 class Loader:
     """Loads tracking-log files into ``<database>._ingest``, resumably and without duplicates."""
 
     def __init__(self, engine: "Engine", batch_bytes: int = REALTIME_BATCH_BYTES, parallel: int = 1,
-                 insert_settings: dict | None = None):
+                 insert_settings: dict | None = None, reserve: DiskReserve | str | None = ENGINE_RESERVE,
+                 warn: Callable[[str], None] | None = None):
+        """``reserve``: free space to keep before each batch (``ENGINE_RESERVE``: the
+        in-process engine's data directory with the default size; None: no check).
+        ``warn`` is told each warning line (default: logged, on stderr when logging is
+        not configured)."""
         self.engine = engine
+        self.reserve = disk_reserve(engine) if reserve == ENGINE_RESERVE else reserve
+        self.warn = warn or log.warning
         self.insert_settings = dict(insert_settings or {})
         self.batch_bytes = batch_bytes
         self.parallel = max(1, parallel)
@@ -120,17 +139,14 @@ class Loader:
         ``progress(n)`` is told about bytes read (uncompressed), ``lines(n)`` about
         lines sent.
         """
-        path = Path(path)
-        if not path.exists():
-            raise CairnError(f"{path}: no such file")
-        if path.is_dir():
-            raise CairnError(f"{path} is a folder; give the log files inside it")
+        path = loadable_file(path, FOLDER_HINT)
         source = str(path.resolve())
         result = LoadResult(source)
         try:
             fp = fingerprint(path)
             if fp is None:
                 return result
+            self._check_reserve()  # also before the replay of an interrupted range
             documents = document_events(path)
             if documents is not None:
                 self._load_document(path, source, documents, result, progress)
@@ -138,6 +154,10 @@ class Loader:
                 self._load_lines(path, source, fp, result, progress, lines)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise CairnError(f"{path}: cannot read: {exc}") from None
+        except InsertFailed as exc:
+            raise exc.with_hint(RETRY_HINT) from exc.cause
+        for warning in result.warnings:
+            self.warn(warning)
         result.counts = self.counts(source)
         return result
 
@@ -168,11 +188,38 @@ class Loader:
                         continue
                 if not group:
                     break
+                self._check_reserve(stream)
                 self._send_group(stream, group, result, progress, lines)
                 group = []
             if result.chunks == 0 and start > 0:
                 result.already_loaded = True
             stream.commit(stream.sent_end)
+            if size is not None:
+                self._check_shrunk(path, handle, size, stream.sent_end, result)
+
+    def _check_reserve(self, stream: Stream | None = None) -> None:
+        """Refuse to start a batch below the free-space reserve (a full disk fails it half-way).
+
+        What was sent before is committed first (one small row), so the checkpoint
+        says exactly where the next run starts.
+        """
+        if self.reserve is None or self.reserve.shortfall() is None:
+            return
+        if stream is not None:
+            stream.commit(stream.sent_end)
+        self.reserve.check()
+
+    @staticmethod
+    def _check_shrunk(path: Path, handle: BinaryIO, size: int, loaded_to: int, result: LoadResult) -> None:
+        """Warn when the file got shorter while it was read (truncated, or rewritten in place)."""
+        try:
+            now = os.fstat(handle.fileno()).st_size
+        except OSError:
+            return
+        if now < size or loaded_to < size:
+            result.warnings.append(
+                f"{path} shrank from {size:,} to {now:,} bytes while it was loaded (truncated?): loaded up to "
+                f"byte {loaded_to:,}; if it was rotated with copytruncate, load the rotated copy too")
 
     @staticmethod
     def _send_group(stream: Stream, group: list[tuple[Chunk, bytes]], result: LoadResult,
@@ -197,8 +244,14 @@ class Loader:
         else:
             # Offsets of events in a document are their ordinal numbers.
             rows = encode_events(source, events)
+            self._check_reserve()
             self.checkpoints.write(fp, source, 0, len(events), len(events))
-            self.insert_encoded([rows], f"{fp}:all")
+            try:
+                self.insert_encoded([rows], f"{fp}:all")
+            except EngineError as exc:
+                if isinstance(exc, (InsertFailed, EngineUnavailable)):
+                    raise
+                raise InsertFailed(source, 0, len(events), exc, unit="events") from exc
             self.checkpoints.set(fp, source, len(events), len(events))
             result.bytes_loaded = len(content)
             result.chunks = 1
@@ -214,7 +267,9 @@ class Loader:
         return {status: int(lines) for status, lines in rows}
 
 
-def backfill_loader(engine: "Engine", config: "Config", parallel: int = 1) -> Loader:
-    """A loader for past logs: backfill insert size for this engine (see ``batching.py``)."""
+def backfill_loader(engine: "Engine", config: "Config", parallel: int = 1,
+                    warn: Callable[[str], None] | None = None) -> Loader:
+    """A loader for past logs: backfill insert size for this engine (see ``batching.py``),
+    the configured free-space reserve (see ``reserve.py``)."""
     return Loader(engine, batch_bytes=backfill_batch_bytes(config, engine.capabilities.in_process),
-                  parallel=parallel)
+                  parallel=parallel, reserve=disk_reserve(engine, config), warn=warn)

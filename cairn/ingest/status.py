@@ -33,8 +33,34 @@ def collector_status(engine: "Engine", config: "Config") -> dict:
     rows = _live_rows(live, stats) if live else []
     listed = {row["source"] for row in rows}
     rows += _checkpoint_rows(engine, stats, listed)
-    return {"title": "collector sources" + (f" (collector pid {live['pid']} running)" if live else ""),
-            "rows": rows}
+    section = {"title": "collector sources" + (f" (collector pid {live['pid']} running)" if live else ""),
+               "rows": rows}
+    if live:
+        # Why nothing is delivered, in the title (shown even with no source yet) and for --json.
+        section["paused_reason"] = live.get("paused_reason", "")
+        section["last_error"] = live.get("last_error", "")
+        why = _waiting_reason(live)
+        if why:
+            section["title"] += f"; {why}"
+    return section
+
+
+def _waiting_reason(live: dict) -> str:
+    """One line on why a live collector delivers nothing now, or "" when it delivers."""
+    if live.get("paused_reason"):
+        return f"paused: {live['paused_reason']}"
+    if not live.get("engine_ok", True):
+        return f"{live.get('failure') or 'engine unavailable'}, retrying: {live.get('last_error', '')}"
+    return ""
+
+
+def _source_state(live: dict, src: dict) -> str:
+    """A source's state as a live collector sees it: paused and waiting trump following."""
+    if live.get("paused_reason"):
+        return "paused (free-space reserve)"
+    if not live.get("engine_ok", True):
+        return "retrying failed insert" if live.get("failure") == "insert failed" else "waiting for engine"
+    return src["state"]
 
 
 def _outcomes(counts: Counts) -> dict[str, str]:
@@ -46,7 +72,7 @@ def _live_rows(live: dict, stats: dict[str, Counts]) -> list[dict]:
     """Rows of the sources a running collector follows, from its ``collector.json``."""
     rows = []
     for src in live["sources"]:
-        rows.append({"source": src["source"], "state": src["state"] if live["engine_ok"] else "waiting for engine",
+        rows.append({"source": src["source"], "state": _source_state(live, src),
                      "read": f"{src['position']:,}", "lag bytes": f"{src['lag_bytes']:,}",
                      "lag s": src["lag_seconds"] if src["lag_seconds"] is not None else "-",
                      **_outcomes(stats.get(src["source"], {}))})

@@ -1,0 +1,90 @@
+"""The free-space reserve: stop writing before the data directory's disk is full.
+
+A full disk makes ClickHouse fail a write half-way (code 243); worse, a write that
+fails that way used to be reported as done. So writers look first: below
+``collector.min_free_mb`` free on the file system of the data directory, the
+collector pauses (and looks again with backoff) and `cairn load` / `cairn backfill`
+refuse to start the next batch. A datalake on a remote ClickHouse server lives on
+the server's disks, which this process cannot see: no reserve there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cairn.errors import CairnError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.config import Config
+    from cairn.engine import Engine
+
+MIB = 1024 * 1024
+DEFAULT_MIN_FREE_MB = 256  # the default of collector.min_free_mb (cairn/config.py)
+
+
+class DiskReserveLow(CairnError):
+    """Less free space than the reserve on the data directory's file system."""
+
+
+def free_bytes(path: Path | str) -> int:
+    """Bytes an unprivileged writer may still use on the file system holding ``path``."""
+    st = os.statvfs(path)
+    # f_bavail, not f_bfree: the blocks reserved for root are not ours to fill.
+    return st.f_bavail * st.f_frsize
+
+
+@dataclass(frozen=True)
+class DiskReserve:
+    """``min_free`` bytes that must stay free on the file system of ``path``."""
+
+    path: Path
+    min_free: int
+
+    def shortfall(self) -> str | None:
+        """Why writing must wait (one line), or None when there is room."""
+        try:
+            free = free_bytes(self.path)
+        except OSError:
+            return None  # cannot tell (directory not created yet): the engine will say
+        if free >= self.min_free:
+            return None
+        return reserve_message(self.path, free, self.min_free)
+
+    def check(self) -> None:
+        """Raise :class:`DiskReserveLow` when below the reserve (before a batch starts)."""
+        reason = self.shortfall()
+        if reason is not None:
+            raise DiskReserveLow(f"{reason}; nothing was lost: free some space (or lower "
+                                 "collector.min_free_mb), then run the same command again")
+
+
+def reserve_message(path: Path, free: int, min_free: int) -> str:
+    """The one line saying how much is free against the reserve."""
+    return (f"only {free / MIB:,.0f} MB free on the file system of {path} "
+            f"(reserve collector.min_free_mb = {min_free / MIB:,.0f})")
+
+
+def min_free_bytes(config: "Config | None") -> int:
+    """The reserve in bytes: ``collector.min_free_mb`` (0 turns the check off)."""
+    mb = DEFAULT_MIN_FREE_MB if config is None else config.get("collector.min_free_mb", DEFAULT_MIN_FREE_MB)
+    return max(0, int(mb)) * MIB
+
+
+def disk_reserve(engine: "Engine", config: "Config | None" = None,
+                 data_dir: Path | None = None) -> DiskReserve | None:
+    """The reserve to keep for writes through ``engine``, or None when there is none to check.
+
+    Only a data directory on this machine can be looked at: the engine runs in this
+    process, or behind a local `cairn serve`. ``data_dir`` defaults to the
+    configuration's, then to the embedded engine's own.
+    """
+    if not (engine.capabilities.in_process or engine.capabilities.via_serve):
+        return None
+    folder = data_dir or (config.data_dir if config is not None else getattr(engine, "data_dir", None))
+    minimum = min_free_bytes(config)
+    if folder is None or minimum == 0:
+        return None
+    return DiskReserve(Path(folder), minimum)

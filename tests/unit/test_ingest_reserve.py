@@ -1,0 +1,96 @@
+"""The free-space reserve of cairn/ingest/reserve.py and the collector's pause, on a faked free space."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from cairn.engine.contract import Capabilities
+from cairn.ingest import reserve as reserve_module
+from cairn.ingest.collector import Collector
+from cairn.ingest.reserve import DiskReserve, DiskReserveLow, disk_reserve, min_free_bytes
+
+MIB = 1024 * 1024
+
+
+def caps(in_process=False, via_serve=False) -> Capabilities:
+    return Capabilities(in_process=in_process, over_http=not in_process, via_serve=via_serve, has_rbac=False,
+                        parallel_inserts=False)
+
+
+class FakeConfig:
+    def __init__(self, data_dir, **values):
+        self.data_dir, self.values = data_dir, values
+
+    def get(self, name, default=None):
+        return self.values.get(name, default)
+
+
+def test_below_the_reserve_says_how_much_is_free_and_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(reserve_module, "free_bytes", lambda path: 100 * MIB)
+    reserve = DiskReserve(tmp_path, 256 * MIB)
+    assert reserve.shortfall() == f"only 100 MB free on the file system of {tmp_path} " \
+                                  "(reserve collector.min_free_mb = 256)"
+    with pytest.raises(DiskReserveLow, match="free some space .* run the same command again"):
+        reserve.check()
+    monkeypatch.setattr(reserve_module, "free_bytes", lambda path: 256 * MIB)
+    assert reserve.shortfall() is None
+    reserve.check()
+
+
+def test_free_bytes_reads_the_real_file_system(tmp_path):
+    assert reserve_module.free_bytes(tmp_path) > 0
+    assert DiskReserve(tmp_path / "not-yet", 1).shortfall() is None  # unknown: the engine will say
+
+
+def test_reserve_only_where_the_data_directory_is_on_this_machine(tmp_path):
+    config = FakeConfig(tmp_path)
+    assert disk_reserve(SimpleNamespace(capabilities=caps()), config) is None  # a remote server's disks
+    assert disk_reserve(SimpleNamespace(capabilities=caps(in_process=True)), config) == \
+        DiskReserve(tmp_path, 256 * MIB)
+    assert disk_reserve(SimpleNamespace(capabilities=caps(via_serve=True)),
+                        FakeConfig(tmp_path, **{"collector.min_free_mb": 10})) == DiskReserve(tmp_path, 10 * MIB)
+    assert disk_reserve(SimpleNamespace(capabilities=caps(in_process=True)),
+                        FakeConfig(tmp_path, **{"collector.min_free_mb": 0})) is None  # 0 turns it off
+    embedded = SimpleNamespace(capabilities=caps(in_process=True), data_dir=tmp_path / "own")
+    assert disk_reserve(embedded) == DiskReserve(tmp_path / "own", 256 * MIB)  # no config: the engine's
+    assert min_free_bytes(None) == 256 * MIB
+
+
+class ScriptedReserve:
+    """Shortfalls in turn, then room."""
+
+    def __init__(self, *reasons):
+        self.reasons = list(reasons)
+
+    def shortfall(self):
+        return self.reasons.pop(0) if self.reasons else None
+
+
+def collector(reserve) -> Collector:
+    messages: list[str] = []
+    engine = SimpleNamespace(database="openedx", capabilities=caps(in_process=True))
+    made = Collector(engine, [], reserve=reserve, echo=messages.append)
+    made.sleeps = []
+    made._sleep = made.sleeps.append  # the backoff, without waiting
+    made.messages = messages
+    return made
+
+
+def test_collector_pauses_with_backoff_says_why_once_and_resumes():
+    c = collector(ScriptedReserve("only 5 MB free", "only 4 MB free", "only 6 MB free"))
+    seen = []
+    c._write_state = lambda force=False, running=True: seen.append(c.paused_reason)
+    c._wait_for_space()
+    assert c.sleeps == [0.5, 1.0, 2.0]
+    assert c.messages == ["paused, nothing is sent until space is freed: only 5 MB free",
+                          "disk space back, resuming"]
+    assert seen == ["only 5 MB free", "only 4 MB free", "only 6 MB free", ""]  # the latest figure shown
+    assert c.paused_reason == "" and c.state()["paused_reason"] == ""
+
+
+def test_collector_without_a_reserve_never_pauses():
+    c = collector(None)
+    c._wait_for_space()
+    assert c.sleeps == [] and c.messages == []

@@ -15,7 +15,8 @@ import typer
 from rich.markup import escape
 
 from cairn.cli import console, err_console, state
-from cairn.cli.ui import FileShare, bytes_progress, load_results_table, print_quarantine_note, require_schema
+from cairn.cli.ui import (FileShare, bytes_progress, load_results_table, print_quarantine_note, print_warning,
+                          require_schema)
 from cairn.errors import CairnError
 
 
@@ -73,11 +74,7 @@ def backfill_command(
     st = state(ctx)
     files = backfill_files(paths)
     engine = require_schema(st)
-
-    def warn(message: str) -> None:
-        err_console.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-    loader = backfill_loader(engine, st.config, parallel=parallel, warn=warn)
+    loader = backfill_loader(engine, st.config, parallel=parallel, warn=lambda line: print_warning(err_console, line))
     sizes = {f: uncompressed_size(f) for f in files}
     results = []
     started = time.monotonic()

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from cairn.cli import console, err_console, state
 from cairn.cli.ui import (FileShare, bytes_progress, human_bytes, load_results_table, print_quarantine_note,
+                          print_warning,
                           require_schema, rows_table)
-from cairn.errors import CairnError
 
 
 def config_command(
@@ -92,16 +92,15 @@ def load_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Load tracking-log files into the datalake (resumes where a previous load stopped)."""
-    from cairn.ingest.loader import Loader
+    from cairn.ingest.files import loadable_file
+    from cairn.ingest.loader import FOLDER_HINT, Loader
+    from cairn.ingest.reserve import disk_reserve
 
     st = state(ctx)
-    for file in files:
-        if not file.exists():
-            raise CairnError(f"{file}: no such file")
-        if file.is_dir():
-            raise CairnError(f"{file} is a folder; give the log files inside it")
+    files = [loadable_file(file, FOLDER_HINT) for file in files]  # FIFOs, devices, loops: one line each
     engine = require_schema(st)
-    loader = Loader(engine, batch_bytes=st.config["collector.batch_bytes"])
+    loader = Loader(engine, batch_bytes=st.config["collector.batch_bytes"], reserve=disk_reserve(engine, st.config),
+                    warn=lambda line: print_warning(err_console, line))
     total = sum(f.stat().st_size for f in files)
     results = []
     with bytes_progress(err_console, quiet=quiet, transient=True) as progress:

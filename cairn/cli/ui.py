@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, Progress, ProgressColumn, Task, TextColumn,
                            TimeRemainingColumn, TransferSpeedColumn)
@@ -127,3 +128,8 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def print_warning(console: Console, message: str) -> None:
+    """One ``Warning:`` line (the library's warnings: a file that shrank while loaded...)."""
+    console.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False, soft_wrap=True)

@@ -7,6 +7,8 @@
 ``sql``            quoting of identifiers, string literals and settings
 ``driver``         the Engine methods both engines share on clickhouse-connect
 ``embedded``       :class:`EmbeddedEngine` (chDB in this process) and the data-directory lock
+``infile``         embedded inserts that raise on failure (``INSERT ... FROM INFILE`` a FIFO)
+``datadir``        the data directory as files: free space, private modes
 ``session``        :class:`EmbeddedSession`, :class:`RawStream`: raw chDB connections for `cairn serve`
 ``remote``         :class:`RemoteEngine`: a ClickHouse server or a local `cairn serve` over HTTP
 ``served``         the ``serve.json`` protocol: how local commands find a running `cairn serve`

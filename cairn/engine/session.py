@@ -17,10 +17,21 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from cairn.engine.contract import RawResult
 from cairn.engine.errors import engine_error
+from cairn.engine.infile import infile_insert
 from cairn.engine.sql import sql_string
 from cairn.errors import EngineError, EngineUnavailable
 
 _QUERY_TAG_RE = re.compile(r"[0-9a-f]{32}")
+# The SETTINGS clause of an INSERT head: it must follow FROM INFILE, so it is moved there.
+_INSERT_SETTINGS_RE = re.compile(r"\s+SETTINGS\s+(?=[A-Za-z_`][\w`]*\s*=)", re.I)
+
+
+def split_insert_settings(statement: str) -> tuple[str, str]:
+    """``("INSERT INTO t (a)", "x = 1")`` out of ``INSERT INTO t (a) SETTINGS x = 1``."""
+    match = _INSERT_SETTINGS_RE.search(statement)
+    if match is None:
+        return statement.strip(), ""
+    return statement[:match.start()].strip(), statement[match.end():].strip()
 
 
 def _query_marker(tag: str) -> str:
@@ -150,25 +161,29 @@ class EmbeddedSession:
                          f"AND NOT startsWith(query, 'KILL') ASYNC")
 
     def insert(self, statement: str, fmt: str, chunks: Iterable[bytes]) -> RawResult:
-        """Stream ``chunks`` (encoded in ``fmt``) into ``statement`` (``INSERT INTO t (cols)``)."""
+        """Stream ``chunks`` (encoded in ``fmt``) into ``statement`` (``INSERT INTO t (cols) [SETTINGS ...]``).
+
+        Runs as ``INSERT ... FROM INFILE`` a FIFO in a zstd frame
+        (:func:`cairn.engine.infile.infile_insert`): any engine failure raises
+        :class:`EngineError`, and when ``chunks`` itself fails half-way (a client
+        gone, a body too large) the engine refuses the truncated data and that
+        exception propagates unchanged, for the caller to answer. As with an HTTP
+        INSERT to ClickHouse, an insert of several blocks may keep the blocks before
+        the failure. ``rows_written`` is the engine's count: views' rows included.
+        """
+        head, settings = split_insert_settings(statement)
+        res = infile_insert(self._run_insert, head, fmt, chunks, settings, framing="zstd")
+        out = RawResult(b"")
+        with contextlib.suppress(Exception):
+            out.rows_written, out.bytes_written = int(res.rows_written()), int(res.bytes_written())
+            out.elapsed = float(res.elapsed())
+        return out
+
+    def _run_insert(self, sql: str) -> Any:
         try:
-            inserter = self._conn.send_insert(statement, fmt)
+            return self._conn.query(sql, "TabSeparated")
         except Exception as exc:
             raise engine_error(exc) from None
-        try:
-            for chunk in chunks:
-                if chunk:
-                    inserter.append(bytes(chunk))
-            res = inserter.finish()
-        except BaseException as exc:
-            # Cancel so the half-sent insert does not hold the connection; Ctrl-C goes on up.
-            with contextlib.suppress(Exception):
-                inserter.cancel()
-            if isinstance(exc, Exception):
-                raise engine_error(exc) from None
-            raise
-        return RawResult(b"", rows_written=int(res.rows_written), bytes_written=int(res.bytes_written),
-                         elapsed=float(res.elapsed))
 
     def close(self) -> None:
         """Close the chDB connection."""

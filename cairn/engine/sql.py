@@ -35,8 +35,12 @@ def settings_clause(settings: Mapping[str, Any] | None) -> str:
     """`` SETTINGS a = 1, b = 'x'`` for a statement, or ``""`` when there are none."""
     if not settings:
         return ""
-    return " SETTINGS " + ", ".join(f"{sql_identifier(name)} = {setting_literal(value)}"
-                                    for name, value in settings.items())
+    return " SETTINGS " + settings_list(settings)
+
+
+def settings_list(settings: Mapping[str, Any] | None) -> str:
+    """``a = 1, b = 'x'`` (what follows SETTINGS), or ``""`` when there are none."""
+    return ", ".join(f"{sql_identifier(name)} = {setting_literal(value)}" for name, value in (settings or {}).items())
 
 
 def column_list(column_names: Sequence[str] | None) -> str:

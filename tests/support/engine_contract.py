@@ -125,6 +125,37 @@ def check_error_translation(engine):
     assert engine.ping()
 
 
+def _failing_view(engine, name):
+    """A Null table feeding a MergeTree through a view that fails on n = 5 (or a CHECK on n != 7)."""
+    database = sql_identifier(engine.database)
+    src, dst = f"{database}.{sql_identifier(name + '_src')}", f"{database}.{sql_identifier(name + '_dst')}"
+    engine.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    for table in (f"{database}.{sql_identifier(name + '_mv')}", dst, src):
+        engine.command(f"DROP TABLE IF EXISTS {table}")
+    engine.command(f"CREATE TABLE {src} (n UInt64) ENGINE = Null")
+    engine.command(f"CREATE TABLE {dst} (n UInt64, CONSTRAINT not_seven CHECK n != 7) "
+                   f"ENGINE = MergeTree ORDER BY n")
+    engine.command(f"CREATE MATERIALIZED VIEW {database}.{sql_identifier(name + '_mv')} TO {dst} "
+                   f"AS SELECT throwIf(n = 5) + n AS n FROM {src}")
+    return src, dst
+
+
+def check_failed_insert_raises(engine):
+    """An insert the engine does not store raises: a view's exception, a CHECK constraint."""
+    src, dst = _failing_view(engine, "failing")
+    with pytest.raises(EngineError) as info:
+        engine.insert_raw(src, b"".join(b"%d\n" % i for i in range(10)), "TabSeparated")
+    _assert_clickhouse_error(info.value, 395)
+    assert engine.query_value(f"SELECT count() FROM {dst}") == 0
+    with pytest.raises(EngineError) as info:
+        engine.insert_raw(src, [b"6\n", b"7\n", b"8\n"], "TabSeparated")
+    _assert_clickhouse_error(info.value, 469)  # VIOLATED_CONSTRAINT
+    assert engine.query_value(f"SELECT count() FROM {dst}") == 0
+    engine.insert_raw(src, b'{"n": 6}\n{"n": 8}\n', "JSONEachRow")
+    assert engine.query_value(f"SELECT count() FROM {dst}") == 2
+    assert engine.ping()
+
+
 def check_capabilities(engine):
     assert isinstance(engine, Engine)  # the Protocol, checked at run time
     caps = engine.capabilities
@@ -181,4 +212,4 @@ def check_parallel_writer(engine):
 
 ALL_CHECKS = [check_query_and_parameters, check_insert_and_types, check_raw_insert_and_raw_query,
               check_dedup_token, check_stream, check_command_and_errors, check_error_translation,
-              check_capabilities, check_tables, check_parallel_writer]
+              check_failed_insert_raises, check_capabilities, check_tables, check_parallel_writer]

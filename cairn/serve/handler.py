@@ -10,12 +10,16 @@ from typing import TYPE_CHECKING, Any
 from cairn.errors import EngineError
 from cairn.serve.pipeline import QueryPipeline
 from cairn.serve.response import Responder
-from cairn.serve.wire import VERSION, HttpError, QueryRequest, RequestBody, credentials
+from cairn.serve.options import DRAIN_BYTES, MAX_QUERY_SIZE
+from cairn.serve.wire import VERSION, HttpError, QueryRequest, RequestBody, credentials, error_text, status_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.serve.httpd import CairnHTTPServer
 
 log = logging.getLogger("cairn.serve")
+
+# A compressed query text may be a little larger than the text itself.
+_COMPRESSION_SLACK = 64 * 1024
 
 
 class ClickHouseHandler(BaseHTTPRequestHandler):
@@ -66,6 +70,12 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         """CORS preflight: nothing to say."""
         Responder(self).send(204, b"", {})
 
+    def send_header(self, keyword: str, value: str) -> None:
+        """A response header; a CR or LF in it would start a header of the client's choosing."""
+        if "\r" in value or "\n" in value or "\r" in keyword or "\n" in keyword:
+            raise ValueError(f"refusing a header with a line break: {keyword}")
+        super().send_header(keyword, value)
+
     def _handle(self) -> None:
         server = self.server
         respond = Responder(self)
@@ -83,30 +93,59 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 return
             if not request.is_query:
                 raise HttpError(1000, f"There is no handle {request.path}", "BAD_REQUEST", status=404)
-            body = RequestBody(self.headers, self.rfile, server.options.max_body_bytes)
+            limit = server.options.max_body_bytes
+            # Buffered bodies (query text) are bounded by the limit once decompressed; a
+            # streamed insert may expand to 4 times it.
+            body = RequestBody(self.headers, self.rfile, limit, decoded_limit=4 * limit)
             if request.query is None and not body.present:
                 respond.send_ok()  # GET / with no query: ClickHouse's "Ok." (a liveness probe)
                 return
-            principal = server.authenticate(*credentials(self.headers, request.params))
+            principal = self._login(request)
+            if not principal.admin:
+                # Query text only: refused before it is read when over max_query_size.
+                body.restrict(MAX_QUERY_SIZE + _COMPRESSION_SLACK, MAX_QUERY_SIZE, "max_query_size")
             pipeline = QueryPipeline(server, respond, self.connection, self.headers.get("Accept-Encoding", ""))
             pipeline.run(principal, request, body)
-        except HttpError as exc:
-            if body is not None:
-                body.drain()
-            respond.send_error(exc.code, str(exc), query_id, exc.status)
-        except EngineError as exc:
-            if body is not None:
-                body.drain()
-            respond.send_error(exc.code, str(exc), query_id)
+        except (HttpError, EngineError) as exc:
+            self._send_error(respond, exc, query_id, body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as exc:  # never let one request take the server down
             log.exception("internal error")
             with contextlib.suppress(Exception):
-                respond.send_error(1001, f"Code: 1001. DB::Exception: {type(exc).__name__}: {exc}. (STD_EXCEPTION)",
-                                   query_id)
+                text = f"Code: 1001. DB::Exception: {type(exc).__name__}: {exc}. (STD_EXCEPTION)"
+                self._send_error(respond, HttpError(1001, "", "STD_EXCEPTION"), query_id, None, text, close=True)
             self.close_connection = True
         finally:
             with server.active_lock:
                 server.active -= 1
                 server.active_lock.notify_all()
+
+    def _login(self, request: QueryRequest):
+        """The principal of the request's credentials (throttled, see ``CairnHTTPServer.authenticate``)."""
+        headers = self.headers
+        given = any(headers.get(h) is not None for h in ("X-ClickHouse-User", "X-ClickHouse-Key", "Authorization")) \
+            or "user" in request.params or "password" in request.params
+        user, password = credentials(headers, request.params)
+        return self.server.authenticate(user, password, self.client_address[0], given)
+
+    def _send_error(self, respond: Responder, exc: Exception, query_id: str | None, body: RequestBody | None,
+                    text: str | None = None, close: bool = False) -> None:
+        """An error answer; the rest of the body is read first (bounded), else the connection closes.
+
+        A body left half-read (a failed decompression, an early refusal) would otherwise be
+        read as the next request on this keep-alive connection.
+        """
+        code = exc.code
+        status = exc.status if isinstance(exc, HttpError) else None
+        if body is not None and status != 413 and not body.drain(DRAIN_BYTES):
+            close = True
+        code, payload = error_text(code, text or str(exc))
+        headers = respond.base_headers(query_id)
+        headers["Content-Type"] = "text/plain; charset=UTF-8"
+        headers["X-ClickHouse-Exception-Code"] = str(code)
+        headers.update(getattr(exc, "headers", None) or {})
+        if close or status == 413 or (body is not None and not body.finished):
+            headers["Connection"] = "close"
+            headers.pop("Keep-Alive", None)
+        respond.send(status or status_for(code), payload, headers)

@@ -14,10 +14,12 @@ from typing import Any
 
 from cairn.engine.served import ADMIN_USER
 from cairn.serve.handler import ClickHouseHandler
-from cairn.serve.options import ServeOptions
+from cairn.serve.options import (FAILED_LOGIN_WINDOW, FAILED_LOGINS_PER_ADDRESS, FAILED_LOGINS_PER_USER,
+                                 ServeOptions)
 from cairn.serve.pipeline import StatementCache
 from cairn.serve.sessions import Backend, Principal
-from cairn.serve.users import Authenticator, User
+from cairn.serve.throttle import LoginThrottle, retry_header
+from cairn.serve.users import Authenticator, User, hash_password, verify_password
 from cairn.serve.wire import HttpError
 
 log = logging.getLogger("cairn.serve")
@@ -100,17 +102,45 @@ class CairnHTTPServer(ThreadingHTTPServer):
         self.active = 0
         self.active_lock = threading.Condition()
         self.monitor = QueryMonitor(self)
+        self.throttle = LoginThrottle(FAILED_LOGINS_PER_USER, FAILED_LOGINS_PER_ADDRESS, FAILED_LOGIN_WINDOW)
+        self._dummy: str | None = None
+        self._dummy_lock = threading.Lock()
+        self._dummy_hash()  # made now: the first unknown user must not pay for it (timing)
         super().__init__(address, ClickHouseHandler)
 
-    def authenticate(self, user: str, password: str) -> Principal:
-        """The principal of these credentials, or the error ClickHouse gives (516)."""
+    def authenticate(self, user: str, password: str, address: str = "", given: bool = True) -> Principal:
+        """The principal of these credentials, or the error ClickHouse gives (516).
+
+        403 for a wrong password or an unknown user, 401 when no credential came at all
+        (as ClickHouse). Unknown users cost the same argon2 verification as a wrong
+        password, so that names cannot be told apart by timing; failures are throttled
+        per name and per address (``cairn.serve.throttle``).
+        """
+        wait = self.throttle.retry_after(user, address)
+        if wait > 0:
+            raise HttpError(516, f"{user}: Authentication failed: too many failed logins, retry in "
+                                 f"{retry_header(wait)} s", "AUTHENTICATION_FAILED", status=429,
+                            headers={"Retry-After": retry_header(wait)})
         if user == ADMIN_USER:
             if secrets.compare_digest(password.encode("utf-8", "surrogatepass"),
                                       self.admin_password.encode()):
                 return Principal(ADMIN_USER, True)
-        else:
+            verify_password(self._dummy_hash(), password)  # the time of any other failure
+        elif user in self.authenticator.users():
             account: User | None = self.authenticator.authenticate(user, password)
             if account is not None:
                 return Principal(account.name, account.admin, account.scope)
+        else:
+            verify_password(self._dummy_hash(), password)
+        if given:
+            self.throttle.failed(user, address)
         raise HttpError(516, f"{user}: Authentication failed: password is incorrect, or there is no user "
-                             f"with such name", "AUTHENTICATION_FAILED")
+                             f"with such name", "AUTHENTICATION_FAILED", status=403 if given else 401,
+                        headers=None if given else {"WWW-Authenticate": 'Basic realm="ClickHouse server HTTP API"'})
+
+    def _dummy_hash(self) -> str:
+        """An argon2 hash of a random password, made once (verifying against it costs what a real one does)."""
+        with self._dummy_lock:
+            if self._dummy is None:
+                self._dummy = hash_password(secrets.token_urlsafe(16))
+            return self._dummy

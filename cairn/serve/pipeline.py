@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -21,7 +22,8 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 
 from cairn.errors import EngineError
-from cairn.serve.access import AccessDenied, param_value, sql_string
+from cairn.serve.access import READONLY, AccessDenied, param_value, sql_string
+from cairn.serve.options import MAX_SESSION_TIMEOUT
 from cairn.serve.query_check import CheckedQuery, check_query
 from cairn.serve.statement import DEFAULT_FORMAT, Statement, split_inline_insert
 from cairn.serve.wire import BytesBody, HttpError, QueryRequest, RequestBody, choose_encoding, summary
@@ -106,18 +108,29 @@ class QueryPipeline:
         """Statement, authorise, execute, respond (errors propagate to the handler)."""
         backend = self.backend
         settings = request.settings()
-        timeout = request.session_timeout()
+        timeout = request.session_timeout(MAX_SESSION_TIMEOUT)
         sql, data = self._statement_text(principal, request, body)
         tables = backend.tables()
         if not principal.admin and request.database not in (None, backend.database):
             raise AccessDenied(f"{principal.name}: Not enough privileges to use database {request.database}")
+        if not principal.admin and Statement.parse(sql).kind == "insert":
+            # Refused on its first word: an INSERT ... VALUES with its data does not
+            # normalise (a syntax error), ClickHouse answers a read-only user 164.
+            raise AccessDenied(f"{principal.name}: Cannot execute query in readonly mode", READONLY)
         with backend.session(principal, request.session_id, tables, timeout,
                              check=request.session_check) as (session, named):
-            self._prepare(session, named, principal, request.database, settings)
             if principal.admin:
+                self._prepare(session, named, principal, request.database, settings)
                 self._run_admin(session, named, sql, data, request)
-            else:
-                self._run_restricted(session, principal, tables, sql, data, request)
+                return
+            self._prepare(session, named, principal, request.database, {})
+            try:
+                self._run_restricted(session, principal, tables, sql, data, request, settings)
+            except EngineError as exc:
+                masked = mask_connection_details(str(exc))
+                if masked == str(exc):
+                    raise
+                raise EngineError(masked, exc.code) from None
 
     # -- 1. the statement ------------------------------------------------
     @staticmethod
@@ -213,8 +226,14 @@ class QueryPipeline:
             self._run_command(session, sql, statement, request)
 
     def _run_restricted(self, session: "EmbeddedSession", principal: "Principal", tables: tuple[str, ...],
-                        sql: str, data: RequestBody | BytesBody | None, request: QueryRequest) -> None:
-        """A restricted user's query, cleared by ``check_query`` first (what is checked is what runs)."""
+                        sql: str, data: RequestBody | BytesBody | None, request: QueryRequest,
+                        settings: dict[str, str] | None = None) -> None:
+        """A restricted user's query, cleared by ``check_query`` first (what is checked is what runs).
+
+        The check runs before the request's settings reach the session (an output format
+        setting would change the checker's own answers), and a session that took settings
+        is not reused: read-only sessions cannot set them back (``discard``).
+        """
         if data is not None:
             # ClickHouse appends the body to the query text; for a read-only user that can
             # only be a SELECT, checked like any other.
@@ -224,6 +243,9 @@ class QueryPipeline:
             principal, tables, sql, default_format, params,
             lambda: check_query(session, sql, self.backend.database, tables, default_format, params))
         statement = checked.statement
+        if settings:
+            session.discard = True
+            self._apply_settings(session, principal, settings)
         self._run_result(session, statement.core, statement.output_format(default_format), statement.streams,
                          request)
 
@@ -263,6 +285,27 @@ class QueryPipeline:
         finally:
             monitor.unwatch(token)
             stream.close()
+
+
+# What a MySQL connection error tells about the Open edX database: "db@host:port as user x",
+# "on 'host:port'", "((nullptr):3306)". Restricted users get the error without them.
+_MYSQL_DETAILS = [
+    (re.compile(r"[^\s,;()']+@[^\s,;()']+:\d+"), "<mysql>"),
+    (re.compile(r"\bas user [^\s,;]+"), "as user <hidden>"),
+    (re.compile(r"'[^'\s]+:\d+'"), "'<hidden>'"),
+    (re.compile(r"\((?:\([^()\s]*\)|[^()\s]*):\d+\)"), "(<hidden>)"),
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?"), "<hidden>"),
+    (re.compile(r"Unknown database '[^']*'"), "Unknown database '<hidden>'"),
+]
+
+
+def mask_connection_details(text: str) -> str:
+    """``text`` without the MySQL host, port and user of a live table's connection error."""
+    if "mysql" not in text.lower():
+        return text
+    for pattern, replacement in _MYSQL_DETAILS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _non_empty(sql: str) -> str:

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 from cairn.engine import EmbeddedEngine, EmbeddedSession
 from cairn.serve.access import Scope, session_setup
-from cairn.serve.options import ServeOptions
+from cairn.serve.options import MAX_SESSIONS, MAX_SESSIONS_PER_USER, ServeOptions
 from cairn.serve.wire import HttpError
 
 
@@ -90,6 +90,11 @@ class SessionPool:
                 session = None
             raise
         finally:
+            if session is not None and getattr(session, "discard", False):
+                # The request changed it in a way that cannot be undone (restricted
+                # settings on a read-only session): the next request gets a fresh one.
+                session.close()
+                session = None
             if session is not None:
                 with self._lock:
                     if self.closed:
@@ -214,6 +219,7 @@ class Backend:
             if named is None:
                 if check:
                     raise HttpError(372, f"Session {session_id} not found", "SESSION_NOT_FOUND")
+                self._check_session_caps(principal.name)
                 setup = [] if principal.admin else self._restricted_setup(principal, tables)
                 named = NamedSession(self._open(setup), principal.name,
                                      timeout or self.options.session_timeout, state=state)
@@ -225,18 +231,42 @@ class Backend:
         try:
             yield named.session
         finally:
+            if getattr(named.session, "discard", False):
+                # A restricted session holds nothing of the client's (it cannot SET or
+                # create tables): a fresh one replaces a session a request left changed.
+                named.session.close()
+                named.session = self._open([] if principal.admin else self._restricted_setup(principal, tables))
             named.last_used = time.monotonic()
             if timeout:
                 named.timeout = timeout
             named.lock.release()
 
+    def _check_session_caps(self, user: str) -> None:
+        """Refuse a new named session over the per-user or the total cap (called with ``_lock`` held).
+
+        Idle sessions past their timeout are dropped first, so a cap only refuses live ones.
+        """
+        if len(self._named) >= MAX_SESSIONS or sum(1 for n in self._named.values() if n.owner == user) \
+                >= MAX_SESSIONS_PER_USER:
+            for named in self._expire_locked(time.monotonic()):
+                named.session.close()
+        if len(self._named) >= MAX_SESSIONS:
+            raise HttpError(700, f"Too many sessions: the server keeps at most {MAX_SESSIONS} (session_id); "
+                                 f"close some or let them expire", "USER_SESSION_LIMIT_EXCEEDED")
+        owned = sum(1 for n in self._named.values() if n.owner == user)
+        if owned >= MAX_SESSIONS_PER_USER:
+            raise HttpError(700, f"User {user} has overflown session count {MAX_SESSIONS_PER_USER} "
+                                 f"(max sessions per user)", "USER_SESSION_LIMIT_EXCEEDED")
+
+    def _expire_locked(self, now: float) -> list[NamedSession]:
+        """Remove the sessions idle past their timeout (``_lock`` held); they are closed outside it."""
+        expired = [k for k, s in self._named.items() if now - s.last_used > s.timeout and not s.lock.locked()]
+        return [self._named.pop(k) for k in expired]
+
     def expire_sessions(self) -> None:
         """Close the client sessions idle for longer than their timeout."""
-        now = time.monotonic()
         with self._lock:
-            expired = [k for k, s in self._named.items()
-                       if now - s.last_used > s.timeout and not s.lock.locked()]
-            gone = [self._named.pop(k) for k in expired]
+            gone = self._expire_locked(time.monotonic())
         for named in gone:
             named.session.close()
 

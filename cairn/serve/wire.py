@@ -10,14 +10,15 @@ compression of answers, the error a ClickHouse error code maps to, and the
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator, Mapping
+from typing import BinaryIO, Iterator, Mapping
 from urllib.parse import parse_qsl, urlsplit
+
+from cairn.serve.inflate import DecodeError, inflate
 
 VERSION = "26.9.2.1"
 
@@ -30,12 +31,22 @@ TRANSPORT_PARAMS = frozenset({
     "http_wait_end_of_query", "http_response_buffer_size", "add_http_cors_header", "cancel_http_readonly_queries_on_client_close",
 })
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate", "zstd", "lz4"})
+# query_id and session_id: echoed in headers or used as keys, so printable ASCII of bounded length
+# (a CR/LF would let a client write its own response headers).
+MAX_ID_LENGTH = 256
+_ID = re.compile(r"^[\x20-\x7e]{1,%d}$" % MAX_ID_LENGTH)
 
 # ClickHouse error code -> HTTP status, as ClickHouse's HTTP handler maps them.
-_STATUS = {516: 401, 194: 401, 192: 401, 164: 403, 497: 403, 60: 404, 81: 404, 394: 499, 159: 408,
+# Authentication (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp): a missing password is 401
+# (REQUIRED_PASSWORD), a wrong one or an unknown user 403.
+_STATUS = {516: 403, 193: 403, 194: 401, 192: 403, 164: 403, 497: 403, 60: 404, 81: 404, 394: 499, 159: 408,
            202: 503, 373: 423, 372: 404, 117: 400}
+# 306 TOO_DEEP_RECURSION: ClickHouse reports a too deep query as TOO_DEEP_AST (400) from its
+# parser; chDB raises 306 for the same text. 467 CANNOT_PARSE_BOOL: a bad setting value.
+# 374 INVALID_SESSION_TIMEOUT.
 _CLIENT_ERRORS = {62, 47, 46, 36, 43, 53, 6, 27, 72, 73, 26, 38, 41, 44, 49, 57, 70, 107, 115, 125, 184, 215,
-                  352, 386, 396, 456, 457, 158, 393, 10, 16, 8}
+                  352, 386, 396, 456, 457, 158, 393, 10, 16, 8, 167, 168, 306, 467, 374}
 
 _CONTENT_TYPES = {
     "tabseparated": "text/tab-separated-values; charset=UTF-8", "tsv": "text/tab-separated-values; charset=UTF-8",
@@ -51,9 +62,10 @@ _CONTENT_TYPES = {
 class HttpError(Exception):
     """An error answered in ClickHouse's format (``status`` overrides the one of the code)."""
 
-    def __init__(self, code: int, message: str, name: str, status: int | None = None):
+    def __init__(self, code: int, message: str, name: str, status: int | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(f"Code: {code}. DB::Exception: {message}. ({name})")
-        self.code, self.status = code, status
+        self.code, self.status, self.headers = code, status, headers or {}
 
 
 def status_for(code: int | None) -> int:
@@ -106,6 +118,12 @@ class QueryRequest:
         """Parse a request target ("/?query=...&max_threads=1"); the last value of a name wins."""
         url = urlsplit(target)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
+        # Checked here, before any header is written, even for a client that is not logged in.
+        for name in ("query_id", "session_id"):
+            value = params.get(name)
+            if value and not _ID.match(value):
+                raise HttpError(36, f"Invalid {name}: at most {MAX_ID_LENGTH} printable ASCII characters",
+                                "BAD_ARGUMENTS")
         return cls(url.path, params, params.get("query_id") or str(uuid.uuid4()))
 
     @property
@@ -156,13 +174,25 @@ class QueryRequest:
         """``session_check=1``: the session must exist already."""
         return self.params.get("session_check") == "1"
 
-    def session_timeout(self) -> float | None:
-        """The client session's idle timeout in seconds (None: the server's)."""
+    def session_timeout(self, maximum: float | None = None) -> float | None:
+        """The client session's idle timeout in seconds (None: the server's), at most ``maximum``.
+
+        As ClickHouse: INVALID_SESSION_TIMEOUT (374) when not a number >= 0 or over
+        ``max_session_timeout``.
+        """
         value = self.params.get("session_timeout")
+        if not value:
+            return None
         try:
-            return float(value) if value else None
+            timeout = float(value)
         except ValueError:
-            raise HttpError(36, "Invalid session timeout", "INVALID_SESSION_TIMEOUT") from None
+            timeout = float("nan")
+        if not timeout >= 0 or timeout == float("inf"):
+            raise HttpError(374, f"Invalid session timeout: '{value}'", "INVALID_SESSION_TIMEOUT")
+        if maximum is not None and timeout > maximum:
+            raise HttpError(374, f"Session timeout '{value}' is larger than max_session_timeout: {maximum:g}",
+                            "INVALID_SESSION_TIMEOUT")
+        return timeout
 
     @property
     def compress(self) -> bool:
@@ -206,12 +236,23 @@ def _too_large(message: str) -> HttpError:
     return HttpError(307, message, "TOO_LARGE_STRING_SIZE", status=413)
 
 
-class RequestBody:
-    """The request body, read lazily with the size limit, decompressed per Content-Encoding."""
+_RAW_PIECE = 64 * 1024  # the most read from the socket at once
 
-    def __init__(self, headers: Mapping[str, str], rfile: BinaryIO, limit: int):
+
+class RequestBody:
+    """The request body, read lazily within size limits, decompressed per Content-Encoding.
+
+    ``limit`` bounds the bytes sent; ``decoded_limit`` what they become once
+    decompressed (checked piece by piece, before anything is buffered). The position in
+    the stream is kept on the object, so that ``drain`` can finish reading a body a
+    failed request left half-read and the connection stays in step.
+    """
+
+    def __init__(self, headers: Mapping[str, str], rfile: BinaryIO, limit: int, decoded_limit: int | None = None):
         self.rfile = rfile
         self.limit = limit
+        self.decoded_limit = decoded_limit if decoded_limit is not None else limit
+        self.limit_name = "serve.max_body_bytes"
         self.read_bytes = 0
         self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
         length = headers.get("Content-Length")
@@ -219,11 +260,26 @@ class RequestBody:
             self.remaining = int(length) if length is not None else (None if self.chunked else 0)
         except ValueError:
             raise HttpError(27, "Cannot parse Content-Length", "CANNOT_PARSE_INPUT_ASSERTION_FAILED") from None
-        if self.remaining is not None and self.remaining > limit:
-            raise _too_large(f"Request body is too large: {self.remaining} bytes, the limit is {limit} "
-                             f"(serve.max_body_bytes)")
+        if self.remaining is not None and self.remaining < 0:
+            raise HttpError(27, "Cannot parse Content-Length", "CANNOT_PARSE_INPUT_ASSERTION_FAILED")
+        self._check_length()
         self.encoding = (headers.get("Content-Encoding") or "").strip().lower()
         self.consumed = False
+        self.finished = not self.present  # everything the client sent has been read
+        self.broken = False  # a framing error: where the next request starts is unknown
+        self._chunk_left = 0
+        self._in_chunk = False
+
+    def _check_length(self) -> None:
+        if self.remaining is not None and self.remaining > self.limit:
+            raise _too_large(f"Request body is too large: {self.remaining} bytes, the limit is {self.limit} "
+                             f"({self.limit_name})")
+
+    def restrict(self, limit: int, decoded_limit: int, name: str) -> None:
+        """Lower the limits (a restricted user's body is query text only); refuses a too long body now."""
+        self.limit, self.decoded_limit = min(self.limit, limit), min(self.decoded_limit, decoded_limit)
+        self.limit_name = name
+        self._check_length()
 
     @property
     def present(self) -> bool:
@@ -231,23 +287,43 @@ class RequestBody:
         return self.chunked or bool(self.remaining)
 
     def raw_chunks(self) -> Iterator[bytes]:
-        """The body as sent (still compressed), chunk by chunk."""
+        """The body as sent (still compressed), piece by piece."""
         self.consumed = True
-        if self.chunked:
-            yield from self._chunked()
-            return
-        remaining = self.remaining or 0
-        while remaining > 0:
-            data = self.rfile.read(min(remaining, 1 << 20))
-            if not data:
-                raise HttpError(33, "Unexpected end of request body", "CANNOT_READ_ALL_DATA")
-            remaining -= len(data)
-            self.read_bytes += len(data)
+        while True:
+            data = self._next_raw()
+            if data is None:
+                return
             yield data
 
-    def _chunked(self) -> Iterator[bytes]:
+    def _next_raw(self) -> bytes | None:
+        """The next piece of the body as sent, None at its end."""
+        if self.finished:
+            return None
+        try:
+            data = self._next_chunked() if self.chunked else self._next_sized()
+        except HttpError:
+            self.broken = True
+            raise
+        if data is None:
+            self.finished = True
+        return data
+
+    def _next_sized(self) -> bytes | None:
+        if not self.remaining:
+            return None
+        data = self.rfile.read(min(self.remaining, _RAW_PIECE))
+        if not data:
+            raise HttpError(33, "Unexpected end of request body", "CANNOT_READ_ALL_DATA")
+        self.remaining -= len(data)
+        self.read_bytes += len(data)
+        return data
+
+    def _next_chunked(self) -> bytes | None:
         rfile = self.rfile
-        while True:
+        if not self._chunk_left:
+            if self._in_chunk:
+                rfile.readline(1024)  # the CRLF that ends a chunk
+                self._in_chunk = False
             line = rfile.readline(1024)
             if not line:
                 raise HttpError(33, "Unexpected end of chunked body", "CANNOT_READ_ALL_DATA")
@@ -258,52 +334,65 @@ class RequestBody:
             if size == 0:
                 while rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
                     pass
-                return
-            self.read_bytes += size
-            if self.read_bytes > self.limit:
-                raise _too_large(f"Request body is too large: the limit is {self.limit} bytes (serve.max_body_bytes)")
-            data = rfile.read(size)
+                return None
+            if self.read_bytes + size > self.limit:
+                raise _too_large(f"Request body is too large: the limit is {self.limit} bytes ({self.limit_name})")
+            self._chunk_left, self._in_chunk = size, True
+        data = rfile.read(min(self._chunk_left, _RAW_PIECE))
+        if not data:
+            raise HttpError(33, "Unexpected end of chunked body", "CANNOT_READ_ALL_DATA")
+        self._chunk_left -= len(data)
+        self.read_bytes += len(data)
+        if not self._chunk_left:
             rfile.readline(1024)
-            if len(data) < size:
-                raise HttpError(33, "Unexpected end of chunked body", "CANNOT_READ_ALL_DATA")
-            yield data
+            self._in_chunk = False
+        return data
 
-    def chunks(self) -> Iterator[bytes]:
-        """Decompressed body chunks."""
+    def chunks(self, decoded_limit: int | None = None) -> Iterator[bytes]:
+        """Decompressed body pieces; refused (413) as soon as they pass ``decoded_limit``."""
+        limit = self.decoded_limit if decoded_limit is None else decoded_limit
         enc = self.encoding
         if enc in ("", "identity"):
-            yield from self.raw_chunks()
-            return
-        feed, end = decompressor(enc)
+            pieces = self.raw_chunks()
+        elif enc in _ENCODINGS:
+            pieces = inflate(enc, self.raw_chunks())
+        else:
+            raise HttpError(48, f"Unknown Content-Encoding {enc!r}", "NOT_IMPLEMENTED", status=400)
         out = 0
         try:
-            for chunk in self.raw_chunks():
-                data = feed(chunk)
-                out += len(data)
-                # A small compressed body may expand enormously: bound what it becomes too.
-                if out > self.limit * 4:
-                    raise _too_large("Decompressed request body is too large")
-                if data:
-                    yield data
-            tail = end()
-            if tail:
-                yield tail
-        except HttpError:
-            raise
-        except Exception as exc:
+            for piece in pieces:
+                out += len(piece)
+                # A small compressed body may expand enormously: bound what it becomes, piece by piece.
+                if out > limit:
+                    raise _too_large(f"Request body is too large once decompressed: the limit is {limit} bytes "
+                                     f"({self.limit_name})")
+                yield piece
+        except DecodeError as exc:
             raise HttpError(271, f"Cannot decompress the request body ({enc}): {exc}", "CANNOT_DECOMPRESS",
                             status=400) from None
 
     def read_all(self) -> bytes:
-        """The whole decompressed body."""
+        """The whole decompressed body (within ``decoded_limit``)."""
         return b"".join(self.chunks())
 
-    def drain(self) -> None:
-        """Read what the client sent and we did not use, so the connection stays in sync."""
-        if not self.consumed and self.present:
-            with contextlib.suppress(HttpError, OSError):
-                for _ in self.raw_chunks():
-                    pass
+    def drain(self, budget: int = 16 << 20) -> bool:
+        """Read what the client sent and was not used, so the connection stays in step.
+
+        As ClickHouse does after an error. At most ``budget`` bytes are read: beyond, or
+        when the body is broken, False says the connection must be closed instead.
+        """
+        if self.finished:
+            return True
+        if self.broken:
+            return False
+        start = self.read_bytes
+        try:
+            while self._next_raw() is not None:
+                if self.read_bytes - start > budget:
+                    return False
+        except (HttpError, OSError, ValueError):
+            return False
+        return True
 
 
 class BytesBody:
@@ -324,46 +413,6 @@ class BytesBody:
 # ---------------------------------------------------------------------------
 # Compression
 # ---------------------------------------------------------------------------
-
-def decompressor(encoding: str) -> tuple[Callable[[bytes], bytes], Callable[[], bytes]]:
-    """(feed, end) of a streaming decompressor for a Content-Encoding, or HttpError 48."""
-    if encoding in ("gzip", "deflate", "x-gzip"):
-        decomp = zlib.decompressobj(wbits=47 if "gzip" in encoding else 15)
-        return decomp.decompress, decomp.flush
-    if encoding in ("zstd", "lz4"):
-        return _multi_frame(encoding), (lambda: b"")
-    raise HttpError(48, f"Unknown Content-Encoding {encoding!r}", "NOT_IMPLEMENTED", status=400)
-
-
-def _multi_frame(encoding: str) -> Callable[[bytes], bytes]:
-    """A decompressor for a body made of one or more concatenated zstd / lz4 frames.
-
-    clickhouse-connect compresses each block of an insert as its own frame.
-    """
-    if encoding == "zstd":
-        import zstandard
-
-        make = lambda: zstandard.ZstdDecompressor().decompressobj()  # noqa: E731
-    else:
-        import lz4.frame
-
-        make = lz4.frame.LZ4FrameDecompressor
-    state = {"d": make()}
-
-    def feed(data: bytes) -> bytes:
-        out = []
-        while data:
-            decomp = state["d"]
-            out.append(decomp.decompress(data))
-            if getattr(decomp, "eof", False):
-                data = decomp.unused_data
-                state["d"] = make()
-            else:
-                data = b""
-        return b"".join(out)
-
-    return feed
-
 
 class Compressor:
     """A streaming compressor for an answer's Content-Encoding: ``feed(data)`` then ``end()``."""

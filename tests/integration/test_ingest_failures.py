@@ -36,7 +36,6 @@ from cairn.ingest.status import collector_status
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 MIB = 1024 * 1024
-NEEDS_ENGINE_FIX = pytest.mark.xfail(strict=True, reason="needs the engine's failed-insert detection")
 FAIL_VIEW = ("CREATE MATERIALIZED VIEW openedx._fail_mv TO openedx._fail_sink AS "
              "SELECT throwIf(position(line, 'BOOM') > 0) AS x FROM openedx._ingest")
 FAIL_SINK = "CREATE TABLE openedx._fail_sink (x UInt8) ENGINE = Null"
@@ -170,7 +169,6 @@ def test_backfill_refuses_to_start_a_batch_below_the_reserve(datalake, config, t
 # the real failure: a view that throws (needs the engine's detection)
 # ---------------------------------------------------------------------------
 
-@NEEDS_ENGINE_FIX
 def test_a_throwing_view_fails_the_load_and_a_rerun_after_dropping_it_is_exact(datalake, tmp_path):
     datalake.command(FAIL_SINK)
     datalake.command(FAIL_VIEW)
@@ -201,7 +199,6 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@NEEDS_ENGINE_FIX
 @pytest.mark.parametrize("command", ["load", "backfill"])
 def test_cli_exits_1_on_a_throwing_view_and_the_same_command_completes_later(tmp_path, command):
     data = tmp_path / "data"

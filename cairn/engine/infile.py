@@ -119,7 +119,8 @@ def infile_insert(run: Callable[[str], Any], head: str, fmt: str, chunks: Iterab
     if framing == "plain" and not isinstance(chunks, (list, tuple)):
         # A plain pipe cannot say "failed" after a prefix: only materialised data may use it.
         raise TypeError("plain framing takes a list of bytes; stream with framing='zstd'")
-    directory = tempfile.mkdtemp(prefix=FIFO_PREFIX)  # mode 0700: the data stays private
+    # mode 0700: the data stays private; the pid tells whose a left-over directory was.
+    directory = tempfile.mkdtemp(prefix=f"{FIFO_PREFIX}{os.getpid()}-")
     fifo = os.path.join(directory, "data")
     try:
         os.mkfifo(fifo, 0o600)

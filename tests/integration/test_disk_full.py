@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from support.disk import remount, small_tmpfs
 from support.paths import BENCH
 
 CAIRN = str(Path(sys.executable).with_name("cairn"))
@@ -83,10 +84,6 @@ def free_mb(path: Path) -> float:
     return shutil.disk_usage(path).free / (1 << 20)
 
 
-def remount(mount: Path, size: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,size={size}", str(mount)], check=True, capture_output=True)
-
-
 # -- fixtures ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -108,19 +105,8 @@ def big_log(tmp_path_factory) -> tuple[Path, int]:
 @pytest.fixture
 def small_disk(tmp_path):
     """A 96 MiB tmpfs, unmounted afterwards (skipped when it cannot be mounted)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL}", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path, SMALL) as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], capture_output=True, check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
 # -- 1. the engine's own full-disk error during a backfill --------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from cairn.engine import EmbeddedEngine, infile
 from cairn.engine.datadir import free_bytes, make_private, permission_problems
 from cairn.errors import EngineError
+from support.disk import small_tmpfs
 
 
 def _setup(engine, throw_at=5):
@@ -165,19 +165,9 @@ def test_large_tsv_insert_goes_as_several_atomic_statements(engine, monkeypatch)
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 64 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 64 MiB tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    """A 64 MiB tmpfs, unmounted afterwards (skipped when it cannot be mounted)."""
+    with small_tmpfs(tmp_path, "64m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_full_disk_raises_and_the_count_is_exact(small_disk):

@@ -21,6 +21,8 @@ from cairn.engine.infile import infile_insert
 from cairn.engine.sql import sql_string
 from cairn.errors import EngineError, EngineUnavailable
 
+# ABORTED: what every statement answers once ClickHouse's fatal-signal handler ran.
+ENGINE_FAILED = 236
 _QUERY_TAG_RE = re.compile(r"[0-9a-f]{32}")
 # The SETTINGS clause of an INSERT head: it must follow FROM INFILE, so it is moved there.
 _INSERT_SETTINGS_RE = re.compile(r"\s+SETTINGS\s+(?=[A-Za-z_`][\w`]*\s*=)", re.I)
@@ -40,51 +42,128 @@ def _query_marker(tag: str) -> str:
 
 
 class RawStream:
-    """A running query whose result arrives as byte chunks; ``cancel()`` stops it (thread-safe)."""
+    """A running query whose result arrives as byte chunks.
 
-    def __init__(self, stream: Any, kill: Callable[[], None] | None = None):
+    Only the thread that owns the session may iterate, ``cancel()`` or ``close()`` the
+    stream, and it must do so before the session is closed or reused: chDB dereferences
+    a null connection when a stream of a closed connection is fetched or cancelled,
+    and the engine then answers code 236 to everything (issue 12, finding 1). Any
+    other thread (the server's monitor, shutdown) calls ``interrupt()``, which never
+    touches the chDB stream: it runs KILL QUERY from the killer session, and the
+    owner's fetch then fails with code 394.
+    """
+
+    def __init__(self, stream: Any, kill: Callable[[], None] | None = None,
+                 rerun: Callable[[], bytes] | None = None,
+                 on_error: Callable[[BaseException], EngineError] = engine_error):
         self._stream = stream
         self._kill = kill
-        self._lock = threading.Lock()
+        self._rerun = rerun
+        self._error = on_error
+        self._lock = threading.Lock()  # serialises every chDB call on this stream
+        self._interrupted = threading.Event()
+        self._done = False
         self.cancelled = False
         self.rows_read = 0
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[bytes]:
+        sent = False
         while True:
-            try:
-                chunk = self._stream.fetch()
-            except Exception as exc:
-                if self.cancelled:
-                    raise EngineError("Code: 394. DB::Exception: Query was cancelled. (QUERY_WAS_CANCELLED)",
-                                      394) from None
-                raise engine_error(exc) from None
-            if chunk is None:
+            with self._lock:
+                if self._done:
+                    return
+                if self._interrupted.is_set():
+                    self._done = True
+                    with contextlib.suppress(Exception):
+                        self._stream.cancel()
+                    raise _cancelled()
+                try:
+                    data = self._fetch()
+                except Exception as exc:
+                    self._done = True
+                    with contextlib.suppress(Exception):
+                        self._stream._exhausted = True  # chDB ended the query itself: nothing to cancel
+                    if self.cancelled:
+                        raise _cancelled() from None
+                    raise self._error(exc) from None
+                if data is None:
+                    self._done = True
+            if data is None:
+                if not sent and self._rerun is not None and not _has_raw_fetch(self._stream):
+                    # chDB's public fetch() drops the header-only document of an empty
+                    # result; without the private call, run the query whole to get it.
+                    data = self._rerun()
+                    if data:
+                        yield data
                 return
-            with contextlib.suppress(Exception):
-                self.rows_read += int(chunk.rows_read())
-                self.bytes_read += int(chunk.bytes_read())
-            data = chunk.bytes()
             if data:
+                sent = True
                 yield data
 
-    def cancel(self) -> None:
-        """Stop the query (called from another thread when the client goes away)."""
-        with self._lock:
-            if self.cancelled:
-                return
-            self.cancelled = True
-        # A query busy computing its first block does not see the stream's cancel until
-        # that block is done; KILL QUERY (from another session) interrupts it right away.
+    def _fetch(self) -> bytes | None:
+        """The next chunk's bytes (None at the end); called with ``_lock`` held."""
+        stream = self._stream
+        if _has_raw_fetch(stream):
+            # chDB's StreamingResult.fetch() ends the stream at a chunk of 0 rows, which
+            # for an empty result is the header-only document (JSON meta, CSV header,
+            # Parquet schema): the C++ stream ends with a chunk of no bytes instead.
+            # Private API (chdb-core 26.9.0), guarded by tests/unit/test_serve_formats.py.
+            chunk = stream._conn.streaming_fetch_result(stream._result)
+            data = chunk.bytes() if chunk is not None else b""
+            if not data:
+                stream._exhausted = True  # the C++ side has ended the query
+                with contextlib.suppress(Exception):
+                    stream._cleanup_progress_callback_once()
+                return None
+        else:
+            chunk = stream.fetch()
+            if chunk is None:
+                return None
+            data = chunk.bytes() or b""
+        with contextlib.suppress(Exception):
+            # Rows and bytes read from storage, as ClickHouse's X-ClickHouse-Summary
+            # (rows_read() counts the chunk's result rows).
+            self.rows_read += int(chunk.storage_rows_read())
+            self.bytes_read += int(chunk.storage_bytes_read())
+        return data
+
+    def interrupt(self) -> None:
+        """Stop the query from any thread (client gone, shutdown); never touches the chDB stream.
+
+        A query busy computing a block does not see a cancel until that block is done;
+        KILL QUERY (from another session) interrupts it right away and the owner's
+        fetch then fails with code 394.
+        """
+        if self._interrupted.is_set():
+            return
+        self._interrupted.set()
+        self.cancelled = True
         if self._kill is not None:
             with contextlib.suppress(Exception):
                 self._kill()
-        with contextlib.suppress(Exception):
-            self._stream.cancel()
+
+    def cancel(self) -> None:
+        """Stop the query now: the owner thread only, before its session is released."""
+        self.cancelled = True
+        with self._lock:
+            if not self._done:
+                self._done = True
+                with contextlib.suppress(Exception):
+                    self._stream.cancel()
 
     def close(self) -> None:
         """Same as :meth:`cancel`: a stream closed before its end stops its query."""
         self.cancel()
+
+
+def _has_raw_fetch(stream: Any) -> bool:
+    """Whether chDB's stream exposes the low-level fetch that keeps header-only chunks."""
+    return hasattr(stream, "_result") and hasattr(getattr(stream, "_conn", None), "streaming_fetch_result")
+
+
+def _cancelled() -> EngineError:
+    return EngineError("Code: 394. DB::Exception: Query was cancelled. (QUERY_WAS_CANCELLED)", 394)
 
 
 class EmbeddedSession:
@@ -106,6 +185,9 @@ class EmbeddedSession:
     url_settings: dict[str, str]
     """The URL settings the server last applied with ``SET`` (``{}`` while one is in flight,
     since a failed ``SET`` leaves the state unknown)."""
+    on_fatal: Callable[[str], None] | None = None
+    """Called with the error text when the engine answers code 236 (it failed for good:
+    chDB's crash handler left it refusing everything; only a new process recovers)."""
 
     def __init__(self, path: Path, setup: Sequence[str] = ()):
         import chdb
@@ -118,15 +200,16 @@ class EmbeddedSession:
         self.current_db = None
         self.url_settings = {}
         self._kill_lock = threading.Lock()
+        self.closed = False
         for statement in setup:
             self.execute(statement)
 
     def execute(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None) -> RawResult:
         """Run one statement to completion and return its bytes."""
         try:
-            res = self._conn.query(sql, fmt, params=params or None)
+            res = self._live().query(sql, fmt, params=params or None)
         except Exception as exc:
-            raise engine_error(exc) from None
+            raise self._error(exc) from None
         out = RawResult(res.bytes() or b"")
         with contextlib.suppress(Exception):
             out.rows_read, out.bytes_read = int(res.rows_read()), int(res.bytes_read())
@@ -147,9 +230,10 @@ class EmbeddedSession:
             sql = f"{sql}\n{_query_marker(tag)}"
             kill = lambda: killer.kill(tag)  # noqa: E731
         try:
-            return RawStream(self._conn.send_query(sql, fmt, params=params or None), kill)
+            return RawStream(self._live().send_query(sql, fmt, params=params or None), kill,
+                             rerun=lambda: self.execute(sql, fmt, params).data, on_error=self._error)
         except Exception as exc:
-            raise engine_error(exc) from None
+            raise self._error(exc) from None
 
     def kill(self, tag: str) -> None:
         """KILL the query that ``stream(..., killer=self)`` started with ``tag``."""
@@ -181,11 +265,36 @@ class EmbeddedSession:
 
     def _run_insert(self, sql: str) -> Any:
         try:
-            return self._conn.query(sql, "TabSeparated")
+            return self._live().query(sql, "TabSeparated")
         except Exception as exc:
-            raise engine_error(exc) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: BaseException) -> EngineError:
+        """The EngineError of a chDB failure; code 236 (the engine failed for good) is reported."""
+        error = engine_error(exc)
+        if error.code == ENGINE_FAILED and self.on_fatal is not None:
+            with contextlib.suppress(Exception):
+                self.on_fatal(str(error))
+        return error
+
+    def _live(self) -> Any:
+        """The chDB connection; refused once closed (chDB would dereference a null pointer)."""
+        if self.closed:
+            raise EngineError("Code: 1000. DB::Exception: the session is closed. (CAIRN_SESSION_CLOSED)", 1000)
+        return self._conn
 
     def close(self) -> None:
-        """Close the chDB connection."""
+        """Close the chDB connection (no stream of it may be fetched or cancelled afterwards)."""
+        self.closed = True
         with contextlib.suppress(Exception):
             self._conn.close()
+
+    def close_after_kills(self, timeout: float = 5.0) -> bool:
+        """Close once no KILL runs on this session (a killer shared by threads); False if one still does."""
+        if not self._kill_lock.acquire(timeout=timeout):
+            return False
+        try:
+            self.close()
+        finally:
+            self._kill_lock.release()
+        return True

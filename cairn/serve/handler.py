@@ -7,6 +7,7 @@ import logging
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
+from cairn.engine.session import ENGINE_FAILED
 from cairn.errors import EngineError
 from cairn.serve.pipeline import QueryPipeline
 from cairn.serve.response import Responder
@@ -89,7 +90,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             if server.stopping:
                 raise HttpError(202, "The server is shutting down", "ABORTED", status=503)
             if request.is_ping:
-                respond.send_ok()
+                self._ping(respond)
                 return
             if not request.is_query:
                 raise HttpError(1000, f"There is no handle {request.path}", "BAD_REQUEST", status=404)
@@ -107,7 +108,10 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             pipeline = QueryPipeline(server, respond, self.connection, self.headers.get("Accept-Encoding", ""))
             pipeline.run(principal, request, body)
         except (HttpError, EngineError) as exc:
-            self._send_error(respond, exc, query_id, body)
+            try:
+                self._send_error(respond, exc, query_id, body)
+            except OSError:
+                self.close_connection = True  # the client is gone (its query was interrupted)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as exc:  # never let one request take the server down
@@ -120,6 +124,18 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             with server.active_lock:
                 server.active -= 1
                 server.active_lock.notify_all()
+
+    def _ping(self, respond: Responder) -> None:
+        """/ping: "Ok." while the engine answers ``SELECT 1``, else 503 with its error.
+
+        A supervisor (systemd, docker, Tutor) probes this; an engine that answers every
+        query with code 236 must not look alive.
+        """
+        problem = self.server.backend.health()
+        if problem is None:
+            respond.send_ok()
+        else:
+            respond.send_error(ENGINE_FAILED, problem, None, status=503)
 
     def _login(self, request: QueryRequest):
         """The principal of the request's credentials (throttled, see ``CairnHTTPServer.authenticate``)."""

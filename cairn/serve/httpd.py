@@ -48,11 +48,15 @@ class QueryMonitor(threading.Thread):
             self._watched.pop(token, None)
 
     def cancel_all(self) -> None:
-        """Cancel every watched query (shutdown after the grace period)."""
+        """Interrupt every watched query (shutdown after the grace period).
+
+        Only ``interrupt()``: the chDB stream belongs to the request's thread, which
+        cancels it itself before releasing its session (``RawStream``).
+        """
         with self._lock:
             streams = [s for _, s in self._watched.values()]
         for stream in streams:
-            stream.cancel()
+            stream.interrupt()
 
     def run(self) -> None:
         """Poll the watched connections ten times a second; expire client sessions every second."""
@@ -62,8 +66,11 @@ class QueryMonitor(threading.Thread):
                 items = list(self._watched.items())
             for token, (sock, stream) in items:
                 if peer_closed(sock):
-                    log.info("client went away: cancelling its query")
-                    stream.cancel()
+                    # interrupt, never cancel: the request thread may have released (and
+                    # the pool closed) the session by now, and chDB crashes on a stream of
+                    # a closed connection (issue 12, finding 1).
+                    log.info("client went away: interrupting its query")
+                    stream.interrupt()
                     self.unwatch(token)
             if time.monotonic() - last_expiry > 1.0:
                 last_expiry = time.monotonic()

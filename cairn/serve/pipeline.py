@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 
 from cairn.errors import EngineError
+from cairn.serve import formats
 from cairn.serve.access import READONLY, AccessDenied, param_value, sql_string
 from cairn.serve.options import MAX_SESSION_TIMEOUT
 from cairn.serve.query_check import CheckedQuery, check_query
@@ -121,7 +122,7 @@ class QueryPipeline:
                              check=request.session_check) as (session, named):
             if principal.admin:
                 self._prepare(session, named, principal, request.database, settings)
-                self._run_admin(session, named, sql, data, request)
+                self._run_admin(session, named, principal, sql, data, request)
                 return
             self._prepare(session, named, principal, request.database, {})
             try:
@@ -203,8 +204,8 @@ class QueryPipeline:
         session.url_settings = dict(settings)
 
     # -- 3. authorise and execute ----------------------------------------
-    def _run_admin(self, session: "EmbeddedSession", named: bool, sql: str, data: RequestBody | BytesBody | None,
-                   request: QueryRequest) -> None:
+    def _run_admin(self, session: "EmbeddedSession", named: bool, principal: "Principal", sql: str,
+                   data: RequestBody | BytesBody | None, request: QueryRequest) -> None:
         """An admin's statement: insert, session change, result or command."""
         statement, sql = self._admin_statement(session, sql, data)
         if statement.inserts_body and data is not None:
@@ -220,8 +221,8 @@ class QueryPipeline:
                 throwaway.close()
             self.respond.send_summary(0, 0, request.query_id)
         elif statement.returns_rows:
-            self._run_result(session, sql, statement.output_format(request.default_format), statement.streams,
-                             request)
+            self._run_result(session, principal, sql, statement.output_format(request.default_format),
+                             statement.streams, request)
         else:
             self._run_command(session, sql, statement, request)
 
@@ -246,8 +247,8 @@ class QueryPipeline:
         if settings:
             session.discard = True
             self._apply_settings(session, principal, settings)
-        self._run_result(session, statement.core, statement.output_format(default_format), statement.streams,
-                         request)
+        self._run_result(session, principal, statement.core, statement.output_format(default_format),
+                         statement.streams, request)
 
     def _run_command(self, session: "EmbeddedSession", sql: str, statement: Statement,
                      request: QueryRequest) -> None:
@@ -261,12 +262,22 @@ class QueryPipeline:
             self.respond.send_result(result.data, fmt, request.query_id)
 
     # -- 4. respond ------------------------------------------------------
-    def _run_result(self, session: "EmbeddedSession", sql: str, fmt: str, streams: bool,
+    def _run_result(self, session: "EmbeddedSession", principal: "Principal", sql: str, fmt: str, streams: bool,
                     request: QueryRequest) -> None:
-        """Run a statement with a result and send it: buffered when small, streamed otherwise."""
+        """Run a statement with a result and send it: buffered when small, streamed otherwise.
+
+        chDB streams SELECTs only (not DESCRIBE, SHOW, EXISTS, EXPLAIN), and formats each
+        streamed chunk as a whole document: only the formats of ``cairn.serve.formats``
+        that can be joined stream; the others run whole, under ``WHOLE_RESULT_BYTES``.
+        """
         started = time.monotonic()
-        if not streams:
-            # chDB streams SELECTs only (not DESCRIBE, SHOW, EXISTS, EXPLAIN): run them whole.
+        settings = request.settings()
+        if streams and not formats.streams(fmt, sql, settings) and principal.admin:
+            # The cap comes and goes with the request's URL settings (the next request on
+            # this session sets it back); restricted sessions carry it from their setup.
+            settings = {"max_result_bytes": str(formats.WHOLE_RESULT_BYTES), **settings}
+            self._apply_settings(session, principal, settings)
+        if not streams or not formats.streams(fmt, sql, settings):
             result = session.execute(sql, fmt, request.query_params)
             self.respond.send_result(result.data, fmt, request.query_id,
                                      summary(result.rows_read, result.bytes_read, 0, 0, 0, len(result.data),
@@ -277,7 +288,7 @@ class QueryPipeline:
         token = monitor.watch(self.connection, stream)
         encoding = choose_encoding(self.accept_encoding) if request.compress else None
         try:
-            self.respond.send_stream(stream, fmt, request.query_id, started, encoding,
+            self.respond.send_stream(formats.DocumentStream(stream, fmt), fmt, request.query_id, started, encoding,
                                      self.server.options.buffer_bytes, request.wait_end)
         except (BrokenPipeError, ConnectionResetError):
             stream.cancel()

@@ -14,6 +14,8 @@ A query's path: ``handler`` (routing) -> ``wire`` (the request) -> ``pipeline``
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import signal
 import secrets
 import threading
@@ -33,6 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
 
 __all__ = ["CairnService", "ServeOptions"]
+
+# Exit status when the engine failed for good (EX_SOFTWARE): the supervisor restarts us.
+ENGINE_FAILED_EXIT = 70
+# Time given to the answers in flight (the failing query's error) before exiting.
+_FAILURE_GRACE = 1.0
 
 
 class CairnService:
@@ -60,6 +67,7 @@ class CairnService:
         if applied:
             self.say(f"applied {applied} pending migration(s)")
         backend = Backend(self.engine, self.options)
+        backend.on_failure = self._engine_failed
         database = self.config.database
         authenticator = Authenticator(lambda: list_users(self.engine) if self.engine else [])
         admin_password = secrets.token_urlsafe(32)
@@ -94,6 +102,30 @@ class CairnService:
         thread.start()
         self.collectors.append((collector, thread))
         self.say(f"collecting {', '.join(sources)}")
+
+    def _engine_failed(self, text: str) -> None:
+        """The engine answers code 236 to everything: stop accepting, then exit for a restart.
+
+        chDB cannot recover in-process (a new connection gets 236 too) and its crashed
+        thread takes the process down minutes later anyway; exiting now with status 70
+        lets `cairn up`, systemd or Tutor start a fresh `cairn serve` at once.
+        """
+        self.say(f"FATAL: the embedded engine failed ({text}); exiting with status {ENGINE_FAILED_EXIT} "
+                 f"so that the supervisor restarts cairn serve")
+        if self.httpd is not None:
+            self.httpd.stopping = True  # new requests get 503 meanwhile
+        threading.Thread(target=self._exit_after_failure, name="cairn-engine-failed", daemon=True).start()
+
+    def _exit_after_failure(self) -> None:
+        """Let the answers in flight go out, remove serve.json, exit without running cleanups."""
+        time.sleep(_FAILURE_GRACE)
+        if self._serve_file is not None:
+            with contextlib.suppress(OSError):
+                self._serve_file.unlink()
+        logging.shutdown()
+        # os._exit: a normal exit would close sessions and join threads on a crashed
+        # engine (and hang or segfault there).
+        os._exit(ENGINE_FAILED_EXIT)
 
     def serve_forever(self) -> None:
         """Serve until ``stop()`` (SIGTERM / Ctrl-C call it)."""

@@ -10,6 +10,7 @@ engine at once, first come, first served.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections import deque
@@ -17,9 +18,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from cairn.engine import EmbeddedEngine, EmbeddedSession
+from cairn.errors import EngineError
 from cairn.serve.access import Scope, session_setup
+from cairn.serve.formats import WHOLE_RESULT_BYTES
 from cairn.serve.options import MAX_SESSIONS, MAX_SESSIONS_PER_USER, ServeOptions
 from cairn.serve.wire import HttpError
+
+log = logging.getLogger("cairn.serve")
+
+# /ping runs its engine check at most this often (seconds).
+HEALTH_TTL = 1.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,11 @@ class Backend:
         self._named: dict[tuple[str, str], NamedSession] = {}
         self._tables: tuple[str, ...] = ()
         self._tables_at = float("-inf")
+        self.failed: str | None = None
+        """The error of an engine that failed for good (code 236), else None."""
+        self.on_failure: Callable[[str], None] | None = None
+        """Called once when the engine fails (the server stops and exits for a restart)."""
+        self._health: tuple[float, str | None] = (float("-inf"), None)
         with self._admin_pool.acquire() as session:
             self.timezone = session.execute("SELECT timezone()").data.decode().strip() or "UTC"
         # Runs KILL QUERY for cancelled queries (client gone, shutdown).
@@ -148,7 +161,46 @@ class Backend:
     def _open(self, setup: list[str]) -> EmbeddedSession:
         session = self.engine.open_session([f"USE `{self.database}`", *setup])
         session.current_db = self.database
+        session.on_fatal = self.engine_failed
         return session
+
+    def engine_failed(self, text: str) -> None:
+        """The engine answered code 236: it refuses everything until the process restarts.
+
+        chDB has no recovery in-process (a new connection gets 236 too): log it loudly
+        and hand over to ``on_failure`` (the service stops and exits for its supervisor).
+        """
+        with self._lock:
+            first = self.failed is None
+            if first:
+                self.failed = text
+        if not first:
+            return
+        log.critical("the embedded engine failed and cannot recover in this process: %s", text)
+        if self.on_failure is not None:
+            self.on_failure(text)
+
+    def health(self) -> str | None:
+        """None when the engine answers ``SELECT 1``, else the error (checked at most once a second)."""
+        if self.failed is not None:
+            return self.failed
+        with self._lock:
+            at, problem = self._health
+            if time.monotonic() - at < HEALTH_TTL:
+                return problem
+        problem = self._check_engine()
+        with self._lock:
+            self._health = (time.monotonic(), problem)
+        return self.failed or problem
+
+    def _check_engine(self) -> str | None:
+        """Run ``SELECT 1`` on the metadata session: None, or the engine's error text."""
+        try:
+            with self._meta_lock:
+                answer = self._meta.execute("SELECT 1").data
+        except EngineError as exc:
+            return str(exc)
+        return None if answer.strip() == b"1" else f"unexpected answer to SELECT 1: {answer[:100]!r}"
 
     def tables(self) -> tuple[str, ...]:
         """Tables and views of the datalake database (re-read at most once a second)."""
@@ -166,7 +218,10 @@ class Backend:
         return tables
 
     def _restricted_setup(self, principal: Principal, tables: tuple[str, ...]) -> list[str]:
-        return session_setup(principal.scope, self.database, tables, self.options.query_timeout)
+        # Before session_setup's final readonly = 1: a result run whole (JSON, Parquet...)
+        # is held in memory whole, and a read-only session cannot take the cap per query.
+        return [f"SET max_result_bytes = {WHOLE_RESULT_BYTES}",
+                *session_setup(principal.scope, self.database, tables, self.options.query_timeout)]
 
     def pool_for(self, principal: Principal, tables: tuple[str, ...]) -> SessionPool:
         """The pool of sessions that run this principal's queries."""
@@ -271,7 +326,12 @@ class Backend:
             named.session.close()
 
     def close(self) -> None:
-        """Close every session: pools, client sessions, the killer and the metadata session."""
+        """Close the idle sessions: pools, client sessions, the killer and the metadata session.
+
+        A session still in use is left open: chDB crashes (null connection) when a stream
+        of a closed connection is fetched or cancelled, so only its owner may close it
+        (pooled ones are closed when returned; the process exit releases the others).
+        """
         with self._lock:
             pools = [self._admin_pool, *self._user_pools.values()]
             named = list(self._named.values())
@@ -280,6 +340,12 @@ class Backend:
         for pool in pools:
             pool.close()
         for n in named:
-            n.session.close()
-        self.killer.close()
-        self._meta.close()
+            # Held for good once taken: a late request must not use a closed session.
+            if n.lock.acquire(blocking=False):
+                n.session.close()
+            else:
+                log.warning("client session still in use at shutdown: left open")
+        if not self.killer.close_after_kills():
+            log.warning("KILL QUERY still running at shutdown: killer session left open")
+        if self._meta_lock.acquire(timeout=5):
+            self._meta.close()

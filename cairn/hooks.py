@@ -67,7 +67,7 @@ A section whose function raises is shown as one error row: a broken optional sou
 (MySQL down, no collector yet) never hides the rest of the status. Built-in sections:
 the collectors (``cairn.ingest``), the datalake users (``cairn.serve.users``), the
 Open edX MySQL copies (``cairn.sources.openedx_mysql``) and the data directory of the
-embedded engine (``cairn.datadir_status``: free space, reserve, file modes).
+embedded engine (``cairn.status``: free space, reserve, file modes).
 """)
 
 MIGRATION_FOLDERS: Hook[Any] = Hook("migration_folders", """\
@@ -96,7 +96,7 @@ The built-in command modules are imported explicitly, in data-flow order, by
 
 #: Modules that add Cairn's built-in extensions to the hooks when imported.
 PROVIDERS: tuple[str, ...] = ("cairn.ingest.status", "cairn.serve.users", "cairn.sources.openedx_mysql",
-                               "cairn.datadir_status")
+                               "cairn.status")
 
 _loaded = False
 

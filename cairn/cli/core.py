@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from cairn.cli import console, err_console, state
-from cairn.cli.ui import (FileShare, bytes_progress, human_bytes, load_results_table, print_quarantine_note,
-                          print_warning,
+from cairn.cli.ui import (FileShare, bytes_progress, load_results_table, print_quarantine_note, print_warning,
                           require_schema, rows_table)
+from cairn.status import human_bytes
 
 
 def config_command(
@@ -75,7 +75,7 @@ def migrate_command(
 
 def _make_data_dir_private(config, dry_run: bool) -> None:
     """Fix the modes of the local data directory (embedded engine) and say how many paths changed."""
-    from cairn.datadir_status import make_data_dir_private
+    from cairn.status import make_data_dir_private
 
     fixed = make_data_dir_private(config, dry_run=dry_run)
     if fixed and dry_run:

@@ -121,15 +121,6 @@ def rows_table(title: str, rows: list[dict], *, fold: bool = False) -> Table:
     return table
 
 
-def human_bytes(n: float) -> str:
-    """1536 -> "1.5 KiB" (binary units, bytes without decimals)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def print_warning(console: Console, message: str) -> None:
     """One ``Warning:`` line (the library's warnings: a file that shrank while loaded...)."""
     console.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False, soft_wrap=True)

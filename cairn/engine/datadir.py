@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 PROBLEMS_SHOWN = 20
-"""At most this many paths are listed by :func:`permission_problems`; the rest are counted."""
+"""At most this many paths are listed by :func:`open_paths`; the rest are counted."""
 
 
 def free_bytes(data_dir: str | os.PathLike) -> int:
@@ -24,6 +24,7 @@ def free_bytes(data_dir: str | os.PathLike) -> int:
     while not path.exists() and path != path.parent:
         path = path.parent
     st = os.statvfs(path)
+    # f_bavail, not f_bfree: the blocks reserved for root are not ours to fill.
     return st.f_bavail * st.f_frsize
 
 
@@ -44,28 +45,25 @@ def _is_open(st: os.stat_result) -> bool:
     return not stat.S_ISLNK(st.st_mode) and bool(st.st_mode & 0o077)
 
 
-def permission_problems(data_dir: str | os.PathLike, limit: int = PROBLEMS_SHOWN) -> list[str]:
+def open_paths(data_dir: str | os.PathLike, limit: int = PROBLEMS_SHOWN) -> tuple[list[str], int]:
     """Paths under ``data_dir`` (itself included) with any group or other permission bit.
 
-    Each entry reads ``"<path> (0644)"``. At most ``limit`` are listed; when there
-    are more, a last entry says ``"... and N more"``. Empty: the directory is private
-    (or does not exist).
+    Returns at most ``limit`` of them, each as ``"<path> (0644)"``, and how many there
+    are in all. ``([], 0)``: the directory is private (or does not exist).
     """
     data_dir = Path(data_dir)
     if not data_dir.exists():
-        return []
-    found: list[str] = []
-    more = 0
+        return [], 0
+    listed: list[str] = []
+    total = 0
     for path, st in _entries(data_dir):
         if not _is_open(st):
             continue
-        if len(found) < limit:
-            found.append(f"{path} ({stat.S_IMODE(st.st_mode):04o})")
-        else:
-            more += 1
-    if more:
-        found.append(f"... and {more} more")
-    return found
+        total += 1
+        if len(listed) < limit:
+            listed.append(f"{path} ({stat.S_IMODE(st.st_mode):04o})")
+    return listed, total
+
 
 
 def make_private(data_dir: str | os.PathLike) -> int:

@@ -135,6 +135,21 @@ class Checkpoints:
         self.write(fp, source, offset, offset, size)
 
 
+@contextmanager
+def insert_failures(source: str, start: int, end: int, unit: str = "bytes") -> Iterator[None]:
+    """An engine error during the insert of ``start..end`` of ``source`` becomes :class:`InsertFailed`.
+
+    Callers move their positions only after the insert returned, so a failed range is
+    never counted: the checkpoint stays at ``start`` and its intent row stays.
+    """
+    try:
+        yield
+    except (InsertFailed, EngineUnavailable):
+        raise  # an unreachable engine is said as such (the collector waits for it)
+    except EngineError as exc:
+        raise InsertFailed(source, start, end, exc, unit=unit) from exc
+
+
 class Stream:
     """Exactly-once writer of one file content (fingerprint) into ``_ingest``.
 
@@ -204,19 +219,9 @@ class Stream:
                                          for c, data in zip(chunks, encoded)])
         self.offset, self.sent_end, self.dirty = start, end, True
 
-    @contextmanager
-    def _failure(self, start: int, end: int) -> Iterator[None]:
-        """An engine error during the insert of ``start..end`` becomes :class:`InsertFailed`.
-
-        Positions are only moved after the insert returned, so a failed range is
-        never counted: the stream stays at ``start`` and its intent row stays.
-        """
-        try:
-            yield
-        except (InsertFailed, EngineUnavailable):
-            raise  # an unreachable engine is said as such (the collector waits for it)
-        except EngineError as exc:
-            raise InsertFailed(self.source, start, end, exc) from exc
+    def _failure(self, start: int, end: int):
+        """The insert of ``start..end`` (bytes of this stream's source): see :func:`insert_failures`."""
+        return insert_failures(self.source, start, end)
 
     def commit(self, size: int | None = None) -> None:
         """Record that everything sent is in (no pending range)."""

@@ -37,21 +37,16 @@ from cairn.errors import EngineError
 from cairn.ingest.batching import REALTIME_BATCH_BYTES
 from cairn.ingest.checkpoints import InsertFailed, Stream
 from cairn.ingest.chunks import Chunk, LineChunker, chunks_of_range
-from cairn.ingest.collector_state import STATE_FILE, read_state, state_path, write_state
+from cairn.ingest.collector_state import state_path, write_state
 from cairn.ingest.encoding import encode_chunk
 from cairn.ingest.files import FINGERPRINT_BYTES, fingerprint, fingerprint_of_head, is_gzip, open_followed
 from cairn.ingest.loader import Loader
 from cairn.ingest.reserve import DiskReserve
-from cairn.ingest.status import collector_status
-from cairn.ingest.stdin import STDIN_QUEUE_BLOCKS, StdinSource
+from cairn.ingest.stdin import StdinSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
     from cairn.engine import Engine
-
-# Re-exported: importers of `cairn.ingest.collector` from before the split keep working.
-__all__ = ["ALERTS", "STATE_FILE", "STDIN_QUEUE_BLOCKS", "Collector", "Followed", "Stopped", "collector_status",
-           "install_signal_handlers", "read_state", "reconnect_for", "served_engine"]
 
 log = logging.getLogger("cairn.ingest.collector")
 

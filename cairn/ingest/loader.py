@@ -25,33 +25,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from cairn.engine import sql_identifier
-from cairn.errors import CairnError, EngineError, EngineUnavailable
+from cairn.errors import CairnError
 from cairn.ingest.batching import REALTIME_BATCH_BYTES, backfill_batch_bytes
-from cairn.ingest.checkpoints import Checkpoint, Checkpoints, InsertFailed, Stream
-from cairn.ingest.chunks import MAX_LINE_BYTES, Chunk, LineChunker, chunks_of_range, prefetch
-from cairn.ingest.encoding import INGEST_COLUMNS, encode_chunk, encode_events, encode_lines
-from cairn.ingest.files import (FINGERPRINT_BYTES, MAX_DOCUMENT_BYTES, document_events, document_fingerprint,
-                                fingerprint, fingerprint_of_head, is_gzip, loadable_file, open_log)
+from cairn.ingest.checkpoints import Checkpoints, InsertFailed, Stream, insert_failures
+from cairn.ingest.chunks import Chunk, chunks_of_range, prefetch
+from cairn.ingest.encoding import INGEST_COLUMNS, encode_chunk, encode_events
+from cairn.ingest.files import (document_events, document_fingerprint,
+                                fingerprint, loadable_file, open_log)
 from cairn.ingest.reserve import DiskReserve, disk_reserve
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
     from cairn.engine import Engine
 
-# Re-exported: importers of `cairn.ingest.loader` from before the split keep working.
-__all__ = [
-    "FINGERPRINT_BYTES", "INGEST_COLUMNS", "MAX_DOCUMENT_BYTES", "MAX_LINE_BYTES", "Checkpoint", "Checkpoints",
-    "Chunk", "LineChunker", "LoadResult", "Loader", "ProgressCallback", "Stream", "backfill_loader",
-    "chunks_of_range", "encode_chunk", "encode_lines", "fingerprint", "fingerprint_of_head", "is_gzip", "open_log",
-]
-
 ProgressCallback = Callable[[int], None]
 
 log = logging.getLogger("cairn.ingest.loader")
 
-# The reserve of an engine in this process (its own data directory, default size):
-# what a Loader checks when its caller gives none.
-ENGINE_RESERVE = "engine"
 # What a loader tells about a failed insert: the same command resumes at the failed range.
 RETRY_HINT = "fix the cause and run the same command again: it resumes there, without duplicates"
 FOLDER_HINT = "give the log files inside it, or load the whole folder with `cairn backfill FOLDER`"
@@ -74,14 +64,13 @@ class Loader:
     """Loads tracking-log files into ``<database>._ingest``, resumably and without duplicates."""
 
     def __init__(self, engine: "Engine", batch_bytes: int = REALTIME_BATCH_BYTES, parallel: int = 1,
-                 insert_settings: dict | None = None, reserve: DiskReserve | str | None = ENGINE_RESERVE,
+                 insert_settings: dict | None = None, reserve: DiskReserve | None = None,
                  warn: Callable[[str], None] | None = None):
-        """``reserve``: free space to keep before each batch (``ENGINE_RESERVE``: the
-        in-process engine's data directory with the default size; None: no check).
+        """``reserve``: free space to keep before each batch (``disk_reserve``; None: no check).
         ``warn`` is told each warning line (default: logged, on stderr when logging is
         not configured)."""
         self.engine = engine
-        self.reserve = disk_reserve(engine) if reserve == ENGINE_RESERVE else reserve
+        self.reserve = reserve
         self.warn = warn or log.warning
         self.insert_settings = dict(insert_settings or {})
         self.batch_bytes = batch_bytes
@@ -203,11 +192,12 @@ class Loader:
         What was sent before is committed first (one small row), so the checkpoint
         says exactly where the next run starts.
         """
-        if self.reserve is None or self.reserve.shortfall() is None:
+        reason = self.reserve.shortfall() if self.reserve is not None else None
+        if reason is None:
             return
         if stream is not None:
             stream.commit(stream.sent_end)
-        self.reserve.check()
+        self.reserve.check(reason)
 
     @staticmethod
     def _check_shrunk(path: Path, handle: BinaryIO, size: int, loaded_to: int, result: LoadResult) -> None:
@@ -246,12 +236,8 @@ class Loader:
             rows = encode_events(source, events)
             self._check_reserve()
             self.checkpoints.write(fp, source, 0, len(events), len(events))
-            try:
+            with insert_failures(source, 0, len(events), unit="events"):
                 self.insert_encoded([rows], f"{fp}:all")
-            except EngineError as exc:
-                if isinstance(exc, (InsertFailed, EngineUnavailable)):
-                    raise
-                raise InsertFailed(source, 0, len(events), exc, unit="events") from exc
             self.checkpoints.set(fp, source, len(events), len(events))
             result.bytes_loaded = len(content)
             result.chunks = 1

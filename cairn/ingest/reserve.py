@@ -10,11 +10,12 @@ the server's disks, which this process cannot see: no reserve there.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cairn.config import setting_named
+from cairn.engine.datadir import free_bytes
 from cairn.errors import CairnError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,18 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import Engine
 
 MIB = 1024 * 1024
-DEFAULT_MIN_FREE_MB = 256  # the default of collector.min_free_mb (cairn/config.py)
 
 
 class DiskReserveLow(CairnError):
     """Less free space than the reserve on the data directory's file system."""
-
-
-def free_bytes(path: Path | str) -> int:
-    """Bytes an unprivileged writer may still use on the file system holding ``path``."""
-    st = os.statvfs(path)
-    # f_bavail, not f_bfree: the blocks reserved for root are not ours to fill.
-    return st.f_bavail * st.f_frsize
 
 
 @dataclass(frozen=True)
@@ -53,9 +46,12 @@ class DiskReserve:
             return None
         return reserve_message(self.path, free, self.min_free)
 
-    def check(self) -> None:
-        """Raise :class:`DiskReserveLow` when below the reserve (before a batch starts)."""
-        reason = self.shortfall()
+    def check(self, reason: str | None = None) -> None:
+        """Raise :class:`DiskReserveLow` when below the reserve (before a batch starts).
+
+        ``reason``: a :meth:`shortfall` the caller already has (no second look at the disk).
+        """
+        reason = reason or self.shortfall()
         if reason is not None:
             raise DiskReserveLow(f"{reason}; nothing was lost: free some space (or lower "
                                  "collector.min_free_mb), then run the same command again")
@@ -69,8 +65,9 @@ def reserve_message(path: Path, free: int, min_free: int) -> str:
 
 def min_free_bytes(config: "Config | None") -> int:
     """The reserve in bytes: ``collector.min_free_mb`` (0 turns the check off)."""
-    mb = DEFAULT_MIN_FREE_MB if config is None else config.get("collector.min_free_mb", DEFAULT_MIN_FREE_MB)
-    return max(0, int(mb)) * MIB
+    # The setting is validated (a whole number >= 0); without a config, its registered default.
+    mb = setting_named("collector.min_free_mb").default if config is None else config["collector.min_free_mb"]
+    return int(mb) * MIB
 
 
 def disk_reserve(engine: "Engine", config: "Config | None" = None,

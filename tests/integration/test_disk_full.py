@@ -368,6 +368,11 @@ def test_a_fresh_data_directory_is_unreadable_by_another_user(big_log):
         print(f"\n[file modes] as nobody: {len(paths)} paths ({files} files) under {data_dir}: {outcomes}")
         readable = {p: r for p, r in report["results"].items() if r != "PermissionError"}
         assert readable == {}
+        # The 0700 top folder alone would refuse everything below it: each path must be private by
+        # itself too, so that a folder opened later (by hand, by a backup tool) exposes nothing.
+        open_modes = {p: oct(os.lstat(p).st_mode & 0o777) for p, _ in paths
+                      if not os.path.islink(p) and os.lstat(p).st_mode & 0o077}
+        assert open_modes == {}
         assert len(report["results"]) == len(paths) > 50
     finally:
         shutil.rmtree(parent, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from cairn.engine.datadir import free_bytes, make_private, permission_problems
+from cairn.engine.datadir import free_bytes, make_private, open_paths
 
 
 def _tree(root):
@@ -22,13 +22,13 @@ def _tree(root):
 def test_problems_listed_capped_and_fixed(tmp_path):
     root = tmp_path / "data"
     _tree(root)
-    problems = permission_problems(root)
+    problems, total = open_paths(root)
     assert f"{root / 'a' / 'secret.sql'} (0644)" in problems
-    assert len(problems) == 5  # root, a, b, two files; the link is not a problem
-    capped = permission_problems(root, limit=2)
-    assert capped[-1] == "... and 3 more" and len(capped) == 3
+    assert len(problems) == total == 5  # root, a, b, two files; the link is not a problem
+    capped, total = open_paths(root, limit=2)
+    assert len(capped) == 2 and total == 5
     assert make_private(root) == 5
-    assert permission_problems(root) == []
+    assert open_paths(root) == ([], 0)
     assert stat.S_IMODE(os.stat(root / "a").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(root / "a" / "secret.sql").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(root / "a" / "b" / "part.bin").st_mode) == 0o600
@@ -36,6 +36,6 @@ def test_problems_listed_capped_and_fixed(tmp_path):
 
 
 def test_missing_directory(tmp_path):
-    assert permission_problems(tmp_path / "none") == []
+    assert open_paths(tmp_path / "none") == ([], 0)
     assert make_private(tmp_path / "none") == 0
     assert free_bytes(tmp_path / "none" / "deeper") > 0

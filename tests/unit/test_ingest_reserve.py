@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from cairn.config import load_config
 from cairn.engine.contract import Capabilities
 from cairn.ingest import reserve as reserve_module
 from cairn.ingest.collector import Collector
@@ -19,12 +20,9 @@ def caps(in_process=False, via_serve=False) -> Capabilities:
                         parallel_inserts=False)
 
 
-class FakeConfig:
-    def __init__(self, data_dir, **values):
-        self.data_dir, self.values = data_dir, values
-
-    def get(self, name, default=None):
-        return self.values.get(name, default)
+def config_of(data_dir, **values):
+    """A real configuration (validated like a user's) with ``data_dir`` and ``values``."""
+    return load_config(None, {"data_dir": str(data_dir), **{k: str(v) for k, v in values.items()}}, environ={})
 
 
 def test_below_the_reserve_says_how_much_is_free_and_what_to_do(tmp_path, monkeypatch):
@@ -39,20 +37,20 @@ def test_below_the_reserve_says_how_much_is_free_and_what_to_do(tmp_path, monkey
     reserve.check()
 
 
-def test_free_bytes_reads_the_real_file_system(tmp_path):
-    assert reserve_module.free_bytes(tmp_path) > 0
-    assert DiskReserve(tmp_path / "not-yet", 1).shortfall() is None  # unknown: the engine will say
+def test_a_folder_not_created_yet_is_measured_on_its_parent_file_system(tmp_path):
+    assert DiskReserve(tmp_path / "not-yet" / "data", 1).shortfall() is None
+    assert DiskReserve(tmp_path / "not-yet", 1 << 62).shortfall().startswith("only ")
 
 
 def test_reserve_only_where_the_data_directory_is_on_this_machine(tmp_path):
-    config = FakeConfig(tmp_path)
+    config = config_of(tmp_path)
     assert disk_reserve(SimpleNamespace(capabilities=caps()), config) is None  # a remote server's disks
     assert disk_reserve(SimpleNamespace(capabilities=caps(in_process=True)), config) == \
         DiskReserve(tmp_path, 256 * MIB)
     assert disk_reserve(SimpleNamespace(capabilities=caps(via_serve=True)),
-                        FakeConfig(tmp_path, **{"collector.min_free_mb": 10})) == DiskReserve(tmp_path, 10 * MIB)
+                        config_of(tmp_path, **{"collector.min_free_mb": 10})) == DiskReserve(tmp_path, 10 * MIB)
     assert disk_reserve(SimpleNamespace(capabilities=caps(in_process=True)),
-                        FakeConfig(tmp_path, **{"collector.min_free_mb": 0})) is None  # 0 turns it off
+                        config_of(tmp_path, **{"collector.min_free_mb": 0})) is None  # 0 turns it off
     embedded = SimpleNamespace(capabilities=caps(in_process=True), data_dir=tmp_path / "own")
     assert disk_reserve(embedded) == DiskReserve(tmp_path / "own", 256 * MIB)  # no config: the engine's
     assert min_free_bytes(None) == 256 * MIB

@@ -33,8 +33,7 @@ def collect_command(
     Handles log rotation (rename, copytruncate, compression, deletion) without loss or
     duplicates, and resumes where it stopped after a crash.
     """
-    from cairn.ingest.collector import ALERTS, Collector, install_signal_handlers, reconnect_for
-    from cairn.ingest.reserve import disk_reserve
+    from cairn.ingest.collector import ALERTS, collector_for, install_signal_handlers
 
     st = state(ctx)
     chosen = list(sources or st.config["collector.sources"])
@@ -46,9 +45,7 @@ def collect_command(
         if not quiet or message.startswith(ALERTS):
             err_console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(message)}", highlight=False)
 
-    collector = Collector(engine, chosen, flush_interval=st.config["collector.flush_interval"],
-                          batch_bytes=st.config["collector.batch_bytes"], state_dir=st.config.data_dir, echo=echo,
-                          reconnect=reconnect_for(engine, st.config), reserve=disk_reserve(engine, st.config))
+    collector = collector_for(engine, st.config, chosen, echo=echo)
     install_signal_handlers(collector)
     for source in chosen:
         if source != "-" and not glob.has_magic(source) and not Path(source).expanduser().exists():

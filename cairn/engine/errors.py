@@ -31,6 +31,16 @@ _CAUSES = (("Connection refused", "connection refused"),
            ("REQUIRED_PASSWORD", "authentication failed"))
 
 
+def clickhouse_error(code: int, message: str, name: str) -> EngineError:
+    """An error Cairn raises itself, worded as ClickHouse words its own (``Code: N. DB::Exception: ... (NAME)``)."""
+    return EngineError(error_message(code, message, name), code)
+
+
+def error_message(code: int, message: str, name: str) -> str:
+    """ClickHouse's one-line wording of error ``code`` (``NAME``) saying ``message``."""
+    return f"Code: {code}. DB::Exception: {message}. ({name})"
+
+
 def engine_error(exc: BaseException, endpoint: str | None = None) -> EngineError:
     """An EngineError with ClickHouse's own text: one line, no version, no repeated prefix.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from cairn.engine.contract import RawResult
-from cairn.engine.errors import engine_error
+from cairn.engine.errors import clickhouse_error, engine_error
 from cairn.engine.infile import infile_insert
 from cairn.engine.sql import sql_string
 from cairn.errors import EngineError, EngineUnavailable
@@ -163,7 +163,7 @@ def _has_raw_fetch(stream: Any) -> bool:
 
 
 def _cancelled() -> EngineError:
-    return EngineError("Code: 394. DB::Exception: Query was cancelled. (QUERY_WAS_CANCELLED)", 394)
+    return clickhouse_error(394, "Query was cancelled", "QUERY_WAS_CANCELLED")
 
 
 class EmbeddedSession:
@@ -280,7 +280,7 @@ class EmbeddedSession:
     def _live(self) -> Any:
         """The chDB connection; refused once closed (chDB would dereference a null pointer)."""
         if self.closed:
-            raise EngineError("Code: 1000. DB::Exception: the session is closed. (CAIRN_SESSION_CLOSED)", 1000)
+            raise clickhouse_error(1000, "the session is closed", "CAIRN_SESSION_CLOSED")
         return self._conn
 
     def close(self) -> None:

@@ -41,7 +41,7 @@ from cairn.ingest.collector_state import state_path, write_state
 from cairn.ingest.encoding import encode_chunk
 from cairn.ingest.files import FINGERPRINT_BYTES, fingerprint, fingerprint_of_head, is_gzip, open_followed
 from cairn.ingest.loader import Loader
-from cairn.ingest.reserve import DiskReserve
+from cairn.ingest.reserve import DiskReserve, disk_reserve
 from cairn.ingest.stdin import StdinSource
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -550,6 +550,17 @@ def served_engine(config: "Config") -> Callable[[], "Engine | None"]:
                             connect_timeout=2, via_serve=True)
 
     return reconnect
+
+
+def collector_for(engine: "Engine", config: "Config", sources: Iterable[str],
+                  echo: Callable[[str], None] | None = None) -> Collector:
+    """The collector of ``sources`` as configured: flush interval, batch size, state, reconnection, reserve.
+
+    `cairn collect` and the collector inside `cairn serve` are built the same way here.
+    """
+    return Collector(engine, sources, flush_interval=config["collector.flush_interval"],
+                     batch_bytes=config["collector.batch_bytes"], state_dir=config.data_dir, echo=echo,
+                     reconnect=reconnect_for(engine, config), reserve=disk_reserve(engine, config))
 
 
 def reconnect_for(engine: "Engine", config: "Config") -> Callable[[], "Engine | None"] | None:

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from cairn import catalog
-from cairn.engine import sql_identifier, sql_string  # noqa: F401 - re-exported
+from cairn.engine import sql_identifier, sql_string
+from cairn.engine.errors import error_message
 from cairn.errors import CairnError, EngineError
 
 # ClickHouse error codes used when refusing a query (what a real server answers).
@@ -46,7 +47,7 @@ class AccessDenied(EngineError):
 
     def __init__(self, message: str, code: int = ACCESS_DENIED):
         name = "READONLY" if code == READONLY else "ACCESS_DENIED"
-        super().__init__(f"Code: {code}. DB::Exception: {message}. ({name})", code)
+        super().__init__(error_message(code, message, name), code)
 
 
 # ---------------------------------------------------------------------------

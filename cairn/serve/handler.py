@@ -7,6 +7,7 @@ import logging
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
+from cairn.engine.errors import error_message
 from cairn.engine.session import ENGINE_FAILED
 from cairn.errors import EngineError
 from cairn.serve.pipeline import QueryPipeline
@@ -43,7 +44,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         """Malformed HTTP (bad request line, headers): a plain ClickHouse-style error, then close."""
         self.request_version = "HTTP/1.1"  # answer with a status line even to garbage
         self.close_connection = True
-        text = f"Code: 1000. DB::Exception: {message or 'Bad request'}. (BAD_REQUEST) (version {VERSION})\n"
+        text = f"{error_message(1000, message or 'Bad request', 'BAD_REQUEST')} (version {VERSION})\n"
         body = text.encode("utf-8", "replace")
         with contextlib.suppress(OSError):
             self.send_response(code, message)
@@ -117,7 +118,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # never let one request take the server down
             log.exception("internal error")
             with contextlib.suppress(Exception):
-                text = f"Code: 1001. DB::Exception: {type(exc).__name__}: {exc}. (STD_EXCEPTION)"
+                text = error_message(1001, f"{type(exc).__name__}: {exc}", "STD_EXCEPTION")
                 self._send_error(respond, HttpError(1001, "", "STD_EXCEPTION"), query_id, None, text, close=True)
             self.close_connection = True
         finally:

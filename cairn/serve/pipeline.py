@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import threading
@@ -21,9 +22,10 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 
+from cairn.engine.sql import sql_identifier, sql_string
 from cairn.errors import EngineError
 from cairn.serve import formats
-from cairn.serve.access import READONLY, AccessDenied, param_value, sql_string
+from cairn.serve.access import READONLY, AccessDenied, param_value
 from cairn.serve.options import MAX_SESSION_TIMEOUT
 from cairn.serve.query_check import CheckedQuery, check_query
 from cairn.serve.statement import DEFAULT_FORMAT, Statement, split_inline_insert
@@ -163,7 +165,7 @@ class QueryPipeline:
             sql = sql + "\n" + data.read_all().decode("utf-8", "replace")
         if statement is None:
             return Statement.unparsed(sql), sql
-        return Statement.parse(normalised, normalised=True), sql
+        return dataclasses.replace(statement, has_body=False), sql  # the data is in the text now
 
     # -- 2. the session --------------------------------------------------
     def _prepare(self, session: "EmbeddedSession", named: bool, principal: "Principal", database: str | None,
@@ -171,11 +173,11 @@ class QueryPipeline:
         """The request's database and settings on the session it runs on."""
         home = self.backend.database
         if database and session.current_db != database:
-            session.execute(f"USE `{database.replace('`', '')}`")
+            session.execute(f"USE {sql_identifier(database)}")
             session.current_db = database
         elif not database and not named and session.current_db not in (None, home):
             # A pooled session goes back to the datalake a previous request moved it from.
-            session.execute(f"USE `{home}`")
+            session.execute(f"USE {sql_identifier(home)}")
             session.current_db = home
         self._apply_settings(session, principal, settings)
 

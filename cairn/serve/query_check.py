@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from cairn.serve.access import AccessDenied, READONLY, SAFE_OUTPUT_FORMATS, SAFE_TABLE_FUNCTIONS, DENIED_FUNCTIONS, DENIED_FUNCTION_PREFIXES, system_filters, param_value, visible_tables
-from cairn.errors import EngineError
+from cairn.engine.errors import clickhouse_error
 from cairn.serve.statement import Statement
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,7 +79,7 @@ def check_query(session: "EmbeddedSession", sql: str, database: str, tables: Seq
     normalised = session.execute("SELECT formatQuerySingleLine({q:String})", "TabSeparatedRaw",
                                  {"q": param_value(sql)}).data.decode("utf-8").rstrip("\n")
     if not normalised:
-        raise EngineError("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)", 62)
+        raise clickhouse_error(62, "Empty query", "SYNTAX_ERROR")
     statement = Statement.parse(normalised, normalised=True)
     fmt, core = statement.format, statement.core
     if fmt is not None and fmt.lower() not in SAFE_OUTPUT_FORMATS:
@@ -181,6 +181,7 @@ def _check_ast_tables(ast: list[tuple[int, str, str]], database: str, tables: se
 def _check_query_tree(session: "EmbeddedSession", core: str, database: str, allowed: set[str],
                       checked: CheckedQuery, params: dict | None = None) -> None:
     tree = session.execute("EXPLAIN QUERY TREE " + core, "TabSeparatedRaw", params).data.decode("utf-8")
+    system_allowed = system_filters(database, [])
     for line in tree.splitlines():
         function = _QT_TABLE_FUNCTION.search(line)
         if function:
@@ -191,7 +192,7 @@ def _check_query_tree(session: "EmbeddedSession", core: str, database: str, allo
         if table:
             db, name = _split_name(table.group(1), database)
             if db == "system":
-                if f"system.{name}" not in system_filters(database, []):
+                if f"system.{name}" not in system_allowed:
                     raise AccessDenied(f"table system.{name} is not accessible")
             elif db != database or name not in allowed:
                 raise AccessDenied(f"table {db}.{name} is not accessible")

@@ -93,11 +93,10 @@ class CairnService:
         sources = [s for s in self.config["collector.sources"] if s != "-"]  # no stdin for a server
         if not sources:
             return
-        from cairn.ingest.collector import Collector
+        from cairn.ingest.collector import collector_for
 
-        collector = Collector(self.engine, sources, flush_interval=self.config["collector.flush_interval"],
-                              batch_bytes=self.config["collector.batch_bytes"], state_dir=self.config.data_dir,
-                              echo=self.say)
+        # With the reserve, like `cairn collect`: an embedded engine's disk is this machine's.
+        collector = collector_for(self.engine, self.config, sources, echo=self.say)
         thread = threading.Thread(target=collector.run, name="cairn-collector", daemon=True)
         thread.start()
         self.collectors.append((collector, thread))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from cairn.engine import EmbeddedEngine, EmbeddedSession
+from cairn.engine.sql import sql_identifier
 from cairn.errors import EngineError
 from cairn.serve.access import Scope, session_setup
 from cairn.serve.formats import WHOLE_RESULT_BYTES
@@ -159,7 +160,7 @@ class Backend:
         self._meta_lock = threading.Lock()
 
     def _open(self, setup: list[str]) -> EmbeddedSession:
-        session = self.engine.open_session([f"USE `{self.database}`", *setup])
+        session = self.engine.open_session([f"USE {sql_identifier(self.database)}", *setup])
         session.current_db = self.database
         session.on_fatal = self.engine_failed
         return session

@@ -31,9 +31,10 @@ ROW_KINDS = frozenset({"select", "show", "describe", "exists", "explain", "check
 _HEAD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?P<parens>(?:\((?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*)*)"
                    r"(?P<word>[A-Za-z_][A-Za-z0-9_]*)?", re.S)
 # ClickHouse's single-line form ends in " FORMAT Name" exactly (keywords upper case).
-_NORMALISED_FORMAT = re.compile(r" FORMAT (\w+)$")
+# It back-quotes names that are also keywords (FORMAT `Values`).
+_NORMALISED_FORMAT = re.compile(r" FORMAT `?(\w+)`?$")
 # What a person types: any case and spacing, maybe a closing ";".
-_TYPED_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.I)
+_TYPED_FORMAT = re.compile(r"\bFORMAT\s+`?(\w+)`?\s*;?\s*$", re.I)
 
 
 @dataclass(frozen=True)

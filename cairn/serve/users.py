@@ -9,6 +9,7 @@ model (cairn/serve/access.py); ClickHouse then checks the password itself.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -197,8 +198,6 @@ class Authenticator:
         user = self.users().get(name)
         if user is None:
             return None
-        import hashlib
-
         key = (name, hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest())
         if self._verified.get(key) == user.password_hash:
             return user

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
+from cairn.engine.errors import error_message
 from cairn.serve.inflate import DecodeError, inflate
 
 VERSION = "26.9.2.1"
@@ -64,7 +65,7 @@ class HttpError(Exception):
 
     def __init__(self, code: int, message: str, name: str, status: int | None = None,
                  headers: dict[str, str] | None = None):
-        super().__init__(f"Code: {code}. DB::Exception: {message}. ({name})")
+        super().__init__(error_message(code, message, name))
         self.code, self.status, self.headers = code, status, headers or {}
 
 

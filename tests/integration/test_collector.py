@@ -259,16 +259,19 @@ def test_backfill_killed_at_random_moments_resumes_exactly(lake, tmp_path):
     env = {"CAIRN_COLLECTOR_BATCH_BYTES": str(128 * 1024)}  # many chunks: many moments to die in
     everything = lines.times()
     kills = 0
-    for attempt in range(6):  # until the load was really interrupted three times (speed varies)
+    latest = 4.0  # the latest moment to die at; halved each time a load finished first (speed varies)
+    for attempt in range(8):  # until the load was really interrupted three times
         if kills >= 3:
             break
         process = subprocess.Popen([CAIRN, "--data-dir", str(lake), "backfill", "-q", "--parallel", "2",
                                     str(plain), str(compressed)],
                                    env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(2.0, 4.0))
+        time.sleep(rng.uniform(latest / 2, latest))
         if process.poll() is None:
             process.kill()
             kills += 1
+        else:
+            latest /= 2
         process.communicate()
         _assert_no_duplicates_and_prefix(lake, everything)
     assert kills >= 2  # the test really interrupted loads

@@ -140,7 +140,8 @@ def test_ccx_course_ids_are_accepted_by_createuser(tmp_path):
 
 def test_a_ccx_belongs_to_the_org_of_its_master_course(datalake):
     """The SQL org of a key (used by org scopes) is the org edx-opaque-keys gives the key."""
-    from cairn.serve.access import org_of_course, org_of_course_id, sql_string
+    from cairn.engine.sql import sql_string
+    from cairn.serve.access import org_of_course, org_of_course_id
 
     for key in (CCX, "ccx-v1:edX+DemoX+Demo_Course+ccx@1", "course-v1:OrgB+C+R", "OrgC/C/R"):
         in_sql = datalake.query_value(f"SELECT {org_of_course(sql_string(key))}")

@@ -39,7 +39,7 @@ def test_statement_text_and_data_plain():
     run, seen = _reader()
     assert infile_insert(run, "INSERT INTO t (a)", "TSV", [b"1\n", b"", b"2\n"], "x = 1") == "result"
     assert seen["data"] == b"1\n2\n"
-    assert re.fullmatch(r"INSERT INTO t \(a\) FROM INFILE '[^']+/data' SETTINGS input_format_parallel_parsing = 0, "
+    assert re.fullmatch(r"INSERT INTO t \(a\) FROM INFILE '[^']+/data' SETTINGS input_format_parallel_parsing = 1, "
                         r"x = 1 FORMAT TSV", seen["sql"])
 
 

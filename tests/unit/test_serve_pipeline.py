@@ -114,10 +114,26 @@ def test_set_outside_a_session_runs_on_a_throwaway_session():
 
 
 def test_select_streams_in_the_format_of_its_clause():
+    sql = "select 1 format CSV"
+    session, _, respond = _run(sql, b"", {sql: "SELECT 1 FORMAT CSV"}, target="enable_http_compression=1")
+    assert session.calls == [("stream", sql, "CSV")]
+    assert respond.sent == [("stream", "CSV", "gzip")]
+
+
+def test_a_document_format_runs_whole_under_the_result_cap():
+    # Streamed, chDB would give one JSON document per block: the result is made whole instead.
     sql = "select 1 format JSON"
-    session, _, respond = _run(sql, b"", {sql: "SELECT 1 FORMAT JSON"}, target="enable_http_compression=1")
-    assert session.calls == [("stream", sql, "JSON")]
-    assert respond.sent == [("stream", "JSON", "gzip")]
+    session, _, respond = _run(sql, b"", {sql: "SELECT 1 FORMAT JSON"})
+    assert session.calls == [("execute", "SET max_result_bytes = '268435456'", "TabSeparated"),
+                             ("execute", sql, "JSON")]
+    assert respond.sent == [("result", "JSON", b"1\n")]
+
+
+def test_a_back_quoted_format_name_is_recognised():
+    # ClickHouse's normalised text back-quotes format names that are keywords.
+    sql = "select 1 format Values"
+    session, _, respond = _run(sql, b"", {sql: "SELECT 1 FORMAT `Values`"})
+    assert session.calls == [("stream", sql, "Values")]
 
 
 def test_show_runs_whole_in_the_default_format():

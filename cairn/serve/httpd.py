@@ -133,7 +133,7 @@ class CairnHTTPServer(ThreadingHTTPServer):
                                       self.admin_password.encode()):
                 return Principal(ADMIN_USER, True)
             verify_password(self._dummy_hash(), password)  # the time of any other failure
-        elif user in self.authenticator.users():
+        elif self.authenticator.known(user):
             account: User | None = self.authenticator.authenticate(user, password)
             if account is not None:
                 return Principal(account.name, account.admin, account.scope)

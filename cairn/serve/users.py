@@ -174,6 +174,8 @@ class Authenticator:
     account changes (re-read at most every ``ttl`` seconds).
     """
 
+    RECHECK = 0.1  # seconds between re-reads for names not known yet
+
     def __init__(self, load: "callable", ttl: float = 1.0):
         self._load = load
         self._ttl = ttl
@@ -188,6 +190,20 @@ class Authenticator:
                 self._users = {u.name: u for u in self._load()}
                 self._loaded_at = time.monotonic()
             return self._users
+
+    def known(self, name: str) -> bool:
+        """Whether ``name`` is an account; an unknown name re-reads the accounts first.
+
+        An account created a moment ago (``cairn createuser`` from another process) logs
+        in at once; a name still unknown costs at most one re-read per ``RECHECK`` seconds.
+        """
+        if name in self.users():
+            return True
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self.RECHECK:
+                self._users = {u.name: u for u in self._load()}
+                self._loaded_at = time.monotonic()
+            return name in self._users
 
     def invalidate(self) -> None:
         with self._lock:

@@ -114,9 +114,9 @@ def _register_commands() -> None:
     # consoles from this module. Order: set up and load, follow, serve, then the sources
     # and the demo.
     from cairn import hooks
-    from cairn.cli import collect, core, courses, demo, mysql, serve, up, users
+    from cairn.cli import collect, core, courses, demo, mysql, serve, superset, up, users
 
-    for module in (core, up, collect, serve, users, mysql, courses, demo):
+    for module in (core, up, collect, serve, users, mysql, courses, demo, superset):
         module.register(app)
     for register in hooks.CLI_COMMANDS:
         register(app)

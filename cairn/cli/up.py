@@ -20,30 +20,31 @@ def up_command(
     live_rate: float = typer.Option(5.0, "--live-rate", help="--demo: events per second appended while running "
                                                              "(0: none)."),
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default serve.host)."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default serve.port, 8123)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default serve.port, 8123; 0: any free "
+                                                                  "port)."),
+    superset_port: Optional[int] = typer.Option(None, "--superset-port", help="Superset's port (default "
+                                                                              "superset.port, 8088; 0: any free port)."),
+    no_superset: bool = typer.Option(False, "--no-superset", help="Run the datalake only, without Superset."),
 ) -> None:
-    """Run the whole stack: datalake, Open edX data, collectors and the ClickHouse HTTP interface.
+    """Run the whole stack: datalake, Open edX data, collectors, the ClickHouse HTTP interface and Superset.
 
-    Applies migrations, sets up the Open edX MySQL tables, follows collector.sources, and
-    serves until Ctrl-C. Connect with `cairn client`, clickhouse-connect, or Superset
-    (clickhousedb://USER:PASSWORD@HOST:PORT/openedx, users from `cairn createuser`).
+    Applies migrations, sets up the Open edX MySQL tables, follows collector.sources, serves
+    the datalake (`cairn serve`) and runs Superset with Cairn's dashboards beside it, each
+    restarted if it dies, until Ctrl-C. Connect with `cairn client`, clickhouse-connect, or
+    open the Superset URL it prints (logins: `cairn createuser NAME --email E`).
     """
-    from cairn.serve.service import serve_until_stopped
-    from cairn.stack import demo_options, prepare
+    import cairn.superset.settings  # noqa: F401 - the superset.* settings
+    from cairn.stack import StackOptions, demo_options, run_stack
 
     st = state(ctx)
     # Validate the flags before preparing anything (a bad --port must not cost a demo).
-    flags = {"serve.host": host, "serve.port": port}
+    flags = {"serve.host": host, "serve.port": port, "superset.port": superset_port}
     config = st.config.with_overrides({k: v for k, v in flags.items() if v is not None})
-    options = demo_options(learners) if demo else None
-    prepared = prepare(config, options, live_rate, say=say)
-    for note in prepared.notes or []:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    if prepared.start_live is not None:
-        prepared.start_live()
-        console.print(f"appending about {live_rate:g} live events/s to the demo tracking log", highlight=False)
-    # Serve what was prepared (demo sources, demo MySQL database), not the original flags.
-    serve_until_stopped(prepared.config, say=lambda text: console.print(text, highlight=False))
+    if no_superset:
+        config = config.with_overrides({"superset.enabled": False}, origin="--no-superset")
+    options = StackOptions(demo=demo_options(learners) if demo else None, live_rate=live_rate,
+                           superset=config["superset.enabled"])
+    run_stack(config, options, say=say)
 
 
 def say(text: str) -> None:

@@ -14,20 +14,23 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from cairn import hooks
 from cairn.engine import sql_identifier
 from cairn.errors import CairnError
 from cairn.serve.access import Scope, drop_statements, scope_of, server_statements
+from cairn.serve.delegation import DELEGATED_ADMIN, DelegationKey, is_token, key_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
     from cairn.engine import Engine
 
 USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.@-]{0,63}$")
-# Names a datalake user may not take: ClickHouse's built-in user and Cairn's own.
-RESERVED_NAMES = frozenset({"default", "cairn", "admin_cairn"})
+# Names a datalake user may not take: ClickHouse's built-in user, Cairn's own, and the
+# principal of Superset's admins (cairn/serve/delegation.py).
+RESERVED_NAMES = frozenset({"default", "cairn", "admin_cairn", DELEGATED_ADMIN})
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -101,14 +104,25 @@ def _ensure_table(engine: "Engine") -> None:
         raise CairnError("the datalake has no user table yet; run `cairn migrate` first")
 
 
-def list_users(engine: "Engine") -> list[User]:
+class Accounts(list):
+    """The accounts of a datalake (a list of ``User``), and the local data directory they
+    belong to (None on a ClickHouse server): `cairn serve` finds the delegation key there."""
+
+    data_dir: Path | None = None
+
+
+def list_users(engine: "Engine") -> Accounts:
     """Current accounts, by name."""
     _ensure_table(engine)
     rows = engine.query_rows(
         f"SELECT name, argMax(password_hash, version), argMax(admin, version), argMax(course_ids, version), "
         f"argMax(org_ids, version), argMax(deleted, version) AS gone FROM {_table(engine)} "
         f"GROUP BY name HAVING NOT gone ORDER BY name")
-    return [User(name, pw, bool(admin), tuple(courses), tuple(orgs)) for name, pw, admin, courses, orgs, _ in rows]
+    accounts = Accounts(User(name, pw, bool(admin), tuple(courses), tuple(orgs))
+                        for name, pw, admin, courses, orgs, _ in rows)
+    # Only an engine embedded in this process has a data directory of its own.
+    accounts.data_dir = getattr(engine, "data_dir", None) if engine.capabilities.in_process else None
+    return accounts
 
 
 def get_user(engine: "Engine", name: str) -> User | None:
@@ -172,37 +186,59 @@ class Authenticator:
     argon2 is deliberately slow (tens of ms); a dashboard sends many requests with the
     same credentials, so a verified (user, password) pair is remembered until the
     account changes (re-read at most every ``ttl`` seconds).
+
+    Delegated logins (cairn/serve/delegation.py): a password of the form
+    ``cairn-delegated-v1:<hmac>`` logs in as that account when it is the HMAC of the
+    name under the data directory's delegation key, and ``DELEGATED_ADMIN`` (Superset's
+    admins) logs in as an admin only that way. The key file is found next to the
+    accounts (``Accounts.data_dir``) unless ``delegation_key_file`` is given.
     """
 
     RECHECK = 0.1  # seconds between re-reads for names not known yet
 
-    def __init__(self, load: "callable", ttl: float = 1.0):
+    def __init__(self, load: "callable", ttl: float = 1.0, delegation_key_file: Path | None = None):
         self._load = load
         self._ttl = ttl
         self._users: dict[str, User] = {}
         self._loaded_at = float("-inf")
         self._verified: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+        self._delegation = DelegationKey(delegation_key_file) if delegation_key_file else None
+
+    def _reload(self) -> None:
+        """Re-read the accounts (with the lock held); the first read also locates the delegation key."""
+        loaded = self._load()
+        self._users = {u.name: u for u in loaded}
+        self._loaded_at = time.monotonic()
+        data_dir = getattr(loaded, "data_dir", None)
+        if self._delegation is None and data_dir is not None:
+            self._delegation = DelegationKey(key_path(data_dir))
 
     def users(self) -> dict[str, User]:
         with self._lock:
             if time.monotonic() - self._loaded_at > self._ttl:
-                self._users = {u.name: u for u in self._load()}
-                self._loaded_at = time.monotonic()
+                self._reload()
             return self._users
+
+    def delegation_enabled(self) -> bool:
+        """Whether delegated logins are possible now (a delegation key exists)."""
+        self.users()
+        return self._delegation is not None and self._delegation.current() is not None
 
     def known(self, name: str) -> bool:
         """Whether ``name`` is an account; an unknown name re-reads the accounts first.
 
         An account created a moment ago (``cairn createuser`` from another process) logs
         in at once; a name still unknown costs at most one re-read per ``RECHECK`` seconds.
+        ``DELEGATED_ADMIN`` is known while a delegation key exists.
         """
         if name in self.users():
             return True
+        if name == DELEGATED_ADMIN:
+            return self.delegation_enabled()
         with self._lock:
             if time.monotonic() - self._loaded_at > self.RECHECK:
-                self._users = {u.name: u for u in self._load()}
-                self._loaded_at = time.monotonic()
+                self._reload()
             return name in self._users
 
     def invalidate(self) -> None:
@@ -210,10 +246,16 @@ class Authenticator:
             self._loaded_at = float("-inf")
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The account when the password is right, else None."""
+        """The account when the password (or delegation token) is right, else None."""
+        if name == DELEGATED_ADMIN:
+            if self._delegation is not None and self._delegation.verify(name, password):
+                return User(DELEGATED_ADMIN, "", True, (), ())
+            return None
         user = self.users().get(name)
         if user is None:
             return None
+        if is_token(password) and self._delegation is not None and self._delegation.verify(name, password):
+            return user
         key = (name, hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest())
         if self._verified.get(key) == user.password_hash:
             return user

@@ -1,0 +1,86 @@
+"""Preparing Superset: configuration, metadata, the Cairn role, the admin, the dashboards.
+
+``initialise`` is what every start runs (fast after the first: the metadata upgrade
+and ``superset init`` run again only when Superset's version changes);
+``import_dashboards`` hands the dashboards-as-code to a running Superset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from cairn.errors import CairnError
+from cairn.superset.home import (admin_password, admin_password_file, database_uri, generate_admin_password,
+                                 prepare_home)
+from cairn.superset.settings import SupersetSettings
+from cairn.superset.venv import run_script, run_superset
+
+MARKER = ".initialised"
+
+
+@dataclass
+class Initialised:
+    """What ``initialise`` did: the admin's password when it was created now (print it once)."""
+
+    admin_created: bool
+    new_admin_password: str | None
+
+
+def superset_version(settings: SupersetSettings) -> str:
+    """The installed Superset version (from its package metadata), or "" when not installed."""
+    found = sorted(settings.venv.glob("lib/python*/site-packages/apache_superset-*.dist-info"))
+    return found[-1].name.split("-")[1].removesuffix(".dist") if found else ""
+
+
+def _marker_text(settings: SupersetSettings) -> str:
+    return f"{superset_version(settings)} {settings.metadata_uri or 'sqlite'}"
+
+
+def is_initialised(settings: SupersetSettings) -> bool:
+    """Whether the metadata was upgraded and initialised for the installed Superset."""
+    try:
+        return (settings.home / MARKER).read_text() == _marker_text(settings)
+    except OSError:
+        return False
+
+
+def initialise(settings: SupersetSettings, say: Callable[[str], None] = print) -> Initialised:
+    """Render the configuration, upgrade and initialise the metadata, ensure the Cairn role and the admin."""
+    prepare_home(settings)
+    if not is_initialised(settings):
+        say(f"Superset: preparing its metadata ({settings.metadata_uri.split('://')[0] or 'SQLite'}), "
+            f"about half a minute...")
+        run_superset(settings, ["db", "upgrade"], "upgrade its metadata database")
+        run_superset(settings, ["init"], "initialise its roles and permissions")
+        (settings.home / MARKER).write_text(_marker_text(settings))
+    password = admin_password(settings)
+    generated = None
+    if password is None:
+        generated = password = generate_admin_password(settings)
+    answer = run_script(settings, "logins", {"action": "setup", "admin": {
+        "username": settings.admin_user, "email": settings.admin_email, "password": password,
+        "first_name": "Superset", "last_name": "Admin"}})
+    if generated and not answer["admin_created"]:
+        # The admin existed already (its password set elsewhere): keep no stale copy.
+        admin_password_file(settings).unlink(missing_ok=True)
+        generated = None
+    return Initialised(bool(answer["admin_created"]), generated if answer["admin_created"] else None)
+
+
+def import_dashboards(settings: SupersetSettings, base_url: str | None = None, username: str | None = None,
+                      password: str | None = None) -> dict | None:
+    """Import the dashboards-as-code into the running Superset at ``base_url``.
+
+    Returns what the importer reports, or None when this Cairn has no dashboards module.
+    """
+    try:
+        from cairn.superset import dashboards
+    except ImportError:
+        return None
+    username = username or settings.admin_user
+    password = password or admin_password(settings)
+    if not password:
+        raise CairnError("no admin password to import the dashboards with: set superset.admin_password "
+                         "(or give --password)")
+    return dashboards.import_dashboards(base_url or settings.url, username, password, database_uri(settings))

@@ -1,0 +1,1 @@
+../../../../../../cairn/sources/lms/cairn_dump_course_blocks.py

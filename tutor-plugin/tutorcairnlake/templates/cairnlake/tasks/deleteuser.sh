@@ -1,0 +1,1 @@
+cairn deleteuser "$CAIRNLAKE_NAME"

@@ -368,7 +368,7 @@ def run_stack(config: "Config", options: StackOptions, say: Callable[[str], None
             child.terminate()
         for child in children:
             child.wait(STOP_TIMEOUT)
-    say("stopped.")
+    say("cairn up stopped.")
 
 
 def _on_stop_signals(stop: threading.Event, say: Callable[[str], None]) -> None:
@@ -376,7 +376,7 @@ def _on_stop_signals(stop: threading.Event, say: Callable[[str], None]) -> None:
 
     def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
         if not stop.is_set():
-            say("stopping: finishing running queries...")
+            say("stopping everything...")
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -100,7 +100,7 @@ class SupersetAPI:
     def sql(self, sql: str, database_id: int, schema: str = "openedx") -> httpx.Response:
         """Run ``sql`` in SQL Lab (synchronously), as this user; the raw answer."""
         return self.post("/api/v1/sqllab/execute/", {"database_id": database_id, "sql": sql, "schema": schema,
-                                                     "runAsync": False, "json": True, "tab": "e2e",
+                                                     "runAsync": False, "tab": "e2e",
                                                      "client_id": os.urandom(5).hex(), "queryLimit": 1000})
 
     def chart_data(self, chart_id: int, fmt: str = "json") -> httpx.Response:

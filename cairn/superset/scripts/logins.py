@@ -7,7 +7,8 @@ Reads one JSON request on standard input and prints one JSON answer on its last 
   the datalake filters the rows), and the admin when missing (``admin`` object).
 - ``upsert``: create or update a login (``username``, ``email``, ``password`` or null to
   keep it, ``admin``).
-- ``delete``: remove a login (``username``); ``list``: every login with its roles.
+- ``delete``: remove a login (``username``; closed instead when its queries or charts
+  refer to it); ``list``: every active login with its roles.
 """
 
 import json
@@ -84,17 +85,32 @@ def upsert(sm, db, request) -> dict:
 
 
 def delete(sm, db, request) -> dict:
+    """Remove the login; one that ran queries or owns objects is referenced by them, so it is
+    closed instead: inactive (it cannot log in), no roles, a random password, its email freed."""
+    import secrets
+
+    from sqlalchemy.exc import IntegrityError
+
     user = sm.find_user(username=request["username"])
     if user is None:
         return {"deleted": False}
-    user.roles = []
-    db.session.delete(user)
-    return {"deleted": True}
+    try:
+        db.session.delete(user)
+        db.session.commit()
+        return {"deleted": True, "closed": False}
+    except IntegrityError:
+        db.session.rollback()
+    user = sm.find_user(username=request["username"])
+    user.active, user.roles = False, []
+    user.email = f"{user.username}@deleted.invalid"
+    sm.update_user(user)
+    sm.reset_password(user.id, secrets.token_urlsafe(32))
+    return {"deleted": True, "closed": True}
 
 
 def list_logins(sm, db, request) -> dict:
     return {"logins": [{"username": u.username, "email": u.email, "active": bool(u.active),
-                        "roles": sorted(r.name for r in u.roles)} for u in sm.get_all_users()]}
+                        "roles": sorted(r.name for r in u.roles)} for u in sm.get_all_users() if u.active]}
 
 
 if __name__ == "__main__":

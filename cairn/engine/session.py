@@ -36,6 +36,11 @@ def split_insert_settings(statement: str) -> tuple[str, str]:
     return statement[:match.start()].strip(), statement[match.end():].strip()
 
 
+def new_query_tag() -> str:
+    """A fresh marker for a statement that may be killed by ``EmbeddedSession.kill``."""
+    return uuid.uuid4().hex
+
+
 def _query_marker(tag: str) -> str:
     # At the end of the text, so that error positions ClickHouse reports stay those of the query.
     return f"/* cairn-query:{tag} */"
@@ -55,8 +60,9 @@ class RawStream:
 
     def __init__(self, stream: Any, kill: Callable[[], None] | None = None,
                  rerun: Callable[[], bytes] | None = None,
-                 on_error: Callable[[BaseException], EngineError] = engine_error):
+                 on_error: Callable[[BaseException], EngineError] = engine_error, gate: Any = None):
         self._stream = stream
+        self._gate = gate if gate is not None else contextlib.nullcontext()
         self._kill = kill
         self._rerun = rerun
         self._error = on_error
@@ -66,6 +72,7 @@ class RawStream:
         self.cancelled = False
         self.rows_read = 0
         self.bytes_read = 0
+        self.result_rows = 0
 
     def __iter__(self) -> Iterator[bytes]:
         sent = False
@@ -79,7 +86,8 @@ class RawStream:
                         self._stream.cancel()
                     raise _cancelled()
                 try:
-                    data = self._fetch()
+                    with self._gate:
+                        data = self._fetch()
                 except Exception as exc:
                     self._done = True
                     with contextlib.suppress(Exception):
@@ -126,6 +134,7 @@ class RawStream:
             # (rows_read() counts the chunk's result rows).
             self.rows_read += int(chunk.storage_rows_read())
             self.bytes_read += int(chunk.storage_bytes_read())
+            self.result_rows += int(chunk.rows_read())
         return data
 
     def interrupt(self) -> None:
@@ -185,6 +194,10 @@ class EmbeddedSession:
     url_settings: dict[str, str]
     """The URL settings the server last applied with ``SET`` (``{}`` while one is in flight,
     since a failed ``SET`` leaves the state unknown)."""
+    gate: Any = contextlib.nullcontext()
+    """Held around each engine call that computes (a statement run whole, each fetch of a
+    stream): the server's bound on statements computing at once. Not held while a result
+    is written to its client, so a slow reader never keeps others waiting."""
     on_fatal: Callable[[str], None] | None = None
     """Called with the error text when the engine answers code 236 (it failed for good:
     chDB's crash handler left it refusing everything; only a new process recovers)."""
@@ -205,33 +218,51 @@ class EmbeddedSession:
             self.execute(statement)
 
     def execute(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None) -> RawResult:
-        """Run one statement to completion and return its bytes."""
+        """Run one statement to completion and return its bytes.
+
+        ``rows_read``/``bytes_read`` are what the statement read from storage (as
+        ClickHouse's ``X-ClickHouse-Summary``); ``result_rows`` the rows of its result.
+        """
+        return self.execute_marked(sql, fmt, params)
+
+    def execute_marked(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None,
+                       tag: str | None = None) -> RawResult:
+        """:meth:`execute`, the statement marked with ``tag`` (from :func:`new_query_tag`) so
+        that ``kill(tag)`` on another session stops it."""
+        if tag is not None:
+            sql = f"{sql}\n{_query_marker(tag)}"
         try:
-            res = self._live().query(sql, fmt, params=params or None)
+            with self.gate:
+                res = self._live().query(sql, fmt, params=params or None)
         except Exception as exc:
             raise self._error(exc) from None
         out = RawResult(res.bytes() or b"")
+        out.result_rows = 0  # type: ignore[attr-defined]
         with contextlib.suppress(Exception):
-            out.rows_read, out.bytes_read = int(res.rows_read()), int(res.bytes_read())
+            out.rows_read, out.bytes_read = int(res.storage_rows_read()), int(res.storage_bytes_read())
+            out.result_rows = int(res.rows_read())  # type: ignore[attr-defined]
             out.rows_written, out.bytes_written = int(res.rows_written()), int(res.bytes_written())
             out.elapsed = float(res.elapsed())
         return out
 
     def stream(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None,
-               killer: "EmbeddedSession | None" = None) -> RawStream:
+               killer: "EmbeddedSession | None" = None, tag: str | None = None) -> RawStream:
         """Start a query whose result is read chunk by chunk.
 
         With ``killer`` (another session), ``cancel()`` also runs KILL QUERY there, which
-        stops the query even in the middle of computing a block.
+        stops the query even in the middle of computing a block; ``tag`` is the marker
+        to kill it by (a new one when not given).
         """
         kill = None
         if killer is not None:
-            tag = uuid.uuid4().hex
+            tag = tag or new_query_tag()
             sql = f"{sql}\n{_query_marker(tag)}"
             kill = lambda: killer.kill(tag)  # noqa: E731
         try:
-            return RawStream(self._live().send_query(sql, fmt, params=params or None), kill,
-                             rerun=lambda: self.execute(sql, fmt, params).data, on_error=self._error)
+            with self.gate:
+                started = self._live().send_query(sql, fmt, params=params or None)
+            return RawStream(started, kill, rerun=lambda: self.execute(sql, fmt, params).data,
+                             on_error=self._error, gate=self.gate)
         except Exception as exc:
             raise self._error(exc) from None
 

@@ -110,6 +110,11 @@ class DocumentStream:
         """Bytes read from storage so far."""
         return self.stream.bytes_read
 
+    @property
+    def result_rows(self) -> int:
+        """Rows of the result so far."""
+        return getattr(self.stream, "result_rows", 0)
+
     def __iter__(self) -> Iterator[bytes]:
         return normalise(self.stream, self.fmt)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cairn.engine.errors import error_message
 from cairn.engine.session import ENGINE_FAILED
 from cairn.errors import EngineError
+from cairn.serve.external import external_param_names, external_tables, is_form, parse_form
 from cairn.serve.pipeline import QueryPipeline
 from cairn.serve.response import Responder
 from cairn.serve.options import DRAIN_BYTES, MAX_QUERY_SIZE
@@ -106,8 +107,15 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             if not principal.admin:
                 # Query text only: refused before it is read when over max_query_size.
                 body.restrict(MAX_QUERY_SIZE + _COMPRESSION_SLACK, MAX_QUERY_SIZE, "max_query_size")
+            external = None
+            if is_form(self.headers.get("Content-Type")) and body.present:
+                # An HTML form: its fields are parameters, its files external tables.
+                form = parse_form(self.headers.get("Content-Type", ""), body.read_all(server.options.max_body_bytes))
+                request = request.with_form(form.fields, external_param_names(form.files))
+                query_id = request.query_id
+                external = external_tables(form.files, request.params)
             pipeline = QueryPipeline(server, respond, self.connection, self.headers.get("Accept-Encoding", ""))
-            pipeline.run(principal, request, body)
+            pipeline.run(principal, request, body, self.command, external)
         except (HttpError, EngineError) as exc:
             try:
                 self._send_error(respond, exc, query_id, body)

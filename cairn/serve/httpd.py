@@ -17,6 +17,7 @@ from cairn.serve.handler import ClickHouseHandler
 from cairn.serve.options import (FAILED_LOGIN_WINDOW, FAILED_LOGINS_PER_ADDRESS, FAILED_LOGINS_PER_USER,
                                  ServeOptions)
 from cairn.serve.pipeline import StatementCache
+from cairn.serve.queries import RunningQueries
 from cairn.serve.sessions import Backend, Principal
 from cairn.serve.throttle import LoginThrottle, retry_header
 from cairn.serve.users import Authenticator, User, hash_password, verify_password
@@ -105,6 +106,7 @@ class CairnHTTPServer(ThreadingHTTPServer):
         self.admin_password = admin_password
         self.options = options
         self.statements = StatementCache()
+        self.queries = RunningQueries(backend.killer.kill)
         self.stopping = False
         self.active = 0
         self.active_lock = threading.Condition()

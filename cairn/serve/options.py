@@ -37,6 +37,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8123
     workers: int = 2
+    pool_sessions: int = 32  # chDB sessions per pool (slow readers each hold one, not a worker)
     max_body_bytes: int = 256 * 1024 * 1024
     display_name: str = "cairn"
     buffer_bytes: int = 1024 * 1024  # results up to this size are sent with Content-Length

@@ -10,6 +10,12 @@
 3. execute on the principal's pooled or named session (``cairn.serve.sessions``), with
    the request's database and settings;
 4. respond (``cairn.serve.response``): rows buffered or streamed, or a summary.
+
+Around them, as a ClickHouse server: the client's ``query_id`` is held in
+``cairn.serve.queries`` (216 for a duplicate, ``replace_running_query``, KILL QUERY by
+id), ``currentUser()`` answers the datalake user (``cairn.serve.current_user``), a GET
+may only read (164), and external data tables of a form body are made for the query
+(``cairn.serve.external``).
 """
 
 from __future__ import annotations
@@ -26,10 +32,16 @@ from cairn.engine.sql import sql_identifier, sql_string
 from cairn.errors import EngineError
 from cairn.serve import formats
 from cairn.serve.access import READONLY, AccessDenied, param_value
+from cairn.serve.current_user import with_current_user
+from cairn.serve.external import ExternalTable, create_tables, drop_tables
 from cairn.serve.options import MAX_SESSION_TIMEOUT
+from cairn.serve.queries import RunningQuery, parse_kill
 from cairn.serve.query_check import CheckedQuery, check_query
 from cairn.serve.statement import DEFAULT_FORMAT, Statement, split_inline_insert
 from cairn.serve.wire import BytesBody, HttpError, QueryRequest, RequestBody, choose_encoding, summary
+
+# What a GET may run: ClickHouse runs GET requests with readonly = 2 (read, and change settings).
+_GET_KINDS = frozenset({"select", "show", "describe", "exists", "explain", "check", "values", "set", "use"})
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import EmbeddedSession
@@ -106,11 +118,33 @@ class QueryPipeline:
         self.respond = respond
         self.connection = connection
         self.accept_encoding = accept_encoding
+        self.method = "POST"
+        self.entry = RunningQuery("", "")
 
-    def run(self, principal: "Principal", request: QueryRequest, body: RequestBody) -> None:
-        """Statement, authorise, execute, respond (errors propagate to the handler)."""
-        backend = self.backend
+    def run(self, principal: "Principal", request: QueryRequest, body: RequestBody, method: str = "POST",
+            external: list[ExternalTable] | None = None) -> None:
+        """Statement, authorise, execute, respond (errors propagate to the handler).
+
+        ``method`` is the HTTP method (a GET may only read); ``external`` the external
+        data tables of a form body.
+        """
+        request.refuse_native_compression()
+        self.method = method
         settings = request.settings()
+        replace = settings.pop("replace_running_query", "0").lower() in ("1", "true")
+        self.respond.progress = request.send_progress
+        if not principal.admin:
+            self.respond.error_filter = mask_connection_details
+            if external:
+                raise AccessDenied(f"{principal.name}: external data tables need temporary tables, which a "
+                                   f"read-only user cannot create", READONLY)
+        with self.server.queries.running(request.query_id, principal.name, replace) as entry:
+            self.entry = entry
+            self._run(principal, request, body, settings, external or [])
+
+    def _run(self, principal: "Principal", request: QueryRequest, body: RequestBody, settings: dict[str, str],
+             external: list[ExternalTable]) -> None:
+        backend = self.backend
         timeout = request.session_timeout(MAX_SESSION_TIMEOUT)
         sql, data = self._statement_text(principal, request, body)
         tables = backend.tables()
@@ -122,9 +156,20 @@ class QueryPipeline:
             raise AccessDenied(f"{principal.name}: Cannot execute query in readonly mode", READONLY)
         with backend.session(principal, request.session_id, tables, timeout,
                              check=request.session_check) as (session, named):
+            client_session = backend.named(principal, request.session_id) if named else None
+            if client_session is not None:
+                self.respond.on_finish = client_session.finish
             if principal.admin:
                 self._prepare(session, named, principal, request.database, settings)
-                self._run_admin(session, named, principal, sql, data, request)
+                made = create_tables(session, external) if external else []
+                try:
+                    self._run_admin(session, named, principal, sql, data, request)
+                finally:
+                    if made:
+                        try:
+                            drop_tables(session, made)
+                        except EngineError:
+                            session.discard = True  # never hand out a session with the client's tables
                 return
             self._prepare(session, named, principal, request.database, {})
             try:
@@ -142,7 +187,7 @@ class QueryPipeline:
         """(SQL text, data that came with it): ClickHouse appends a body to the URL's query."""
         text = request.query
         if text is not None:
-            return _non_empty(text), (body if body.present else None)
+            return _non_empty(text), (body if body.present and not body.consumed else None)
         raw = body.read_all()
         split = split_inline_insert(raw) if principal.admin else None
         if split is not None:
@@ -210,6 +255,14 @@ class QueryPipeline:
                    data: RequestBody | BytesBody | None, request: QueryRequest) -> None:
         """An admin's statement: insert, session change, result or command."""
         statement, sql = self._admin_statement(session, sql, data)
+        if self.method == "GET" and (statement.kind not in _GET_KINDS and statement.parsed):
+            raise AccessDenied("Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
+                               "readonly. You should use method POST for modifying queries", READONLY)
+        kill = parse_kill(statement.core) if statement.keyword == "KILL" else None
+        if kill is not None and self._kill_by_id(session, kill, statement, request):
+            return
+        if not statement.inserts_body:
+            sql = with_current_user(sql, principal.name)
         if statement.inserts_body and data is not None:
             result = session.insert(statement.core, statement.format or "Values", data.chunks())
             self.respond.send_summary(result.rows_written, result.bytes_written, request.query_id)
@@ -241,6 +294,7 @@ class QueryPipeline:
             # ClickHouse appends the body to the query text; for a read-only user that can
             # only be a SELECT, checked like any other.
             sql = sql + "\n" + data.read_all().decode("utf-8", "replace")
+        sql = with_current_user(sql, principal.name)
         default_format, params = request.default_format, request.query_params
         checked = self.server.statements.checked(
             principal, tables, sql, default_format, params,
@@ -256,7 +310,10 @@ class QueryPipeline:
                      request: QueryRequest) -> None:
         """A statement without a result set (DDL, INSERT ... VALUES, SYSTEM...): a summary, or its text."""
         fmt = request.default_format or DEFAULT_FORMAT
-        result = session.execute(sql, fmt, request.query_params)
+        self._check_cancelled()
+        # No marker on an INSERT: a comment after VALUES would be read as data.
+        tag = None if statement.kind == "insert" else self.entry.tag
+        result = session.execute_marked(sql, fmt, request.query_params, tag=tag)
         if statement.kind == "insert" or not result.data:
             self.respond.send_summary(result.rows_written, result.bytes_written, request.query_id,
                                       result.rows_read, result.bytes_read)
@@ -279,13 +336,17 @@ class QueryPipeline:
             # this session sets it back); restricted sessions carry it from their setup.
             settings = {"max_result_bytes": str(formats.WHOLE_RESULT_BYTES), **settings}
             self._apply_settings(session, principal, settings)
+        self._check_cancelled()
         if not streams or not formats.streams(fmt, sql, settings):
-            result = session.execute(sql, fmt, request.query_params)
+            result = session.execute_marked(sql, fmt, request.query_params, tag=self.entry.tag)
             self.respond.send_result(result.data, fmt, request.query_id,
                                      summary(result.rows_read, result.bytes_read, 0, 0, 0, len(result.data),
-                                             time.monotonic() - started))
+                                             time.monotonic() - started, getattr(result, "result_rows", 0)))
             return
-        stream = session.stream(sql, fmt, request.query_params, killer=self.backend.killer)
+        stream = session.stream(sql, fmt, request.query_params, killer=self.backend.killer, tag=self.entry.tag)
+        self.entry.stream = stream
+        if self.entry.cancelled.is_set():
+            stream.interrupt()  # killed between the check and the start
         monitor = self.server.monitor
         token = monitor.watch(self.connection, stream)
         encoding = choose_encoding(self.accept_encoding) if request.compress else None
@@ -297,7 +358,29 @@ class QueryPipeline:
             raise
         finally:
             monitor.unwatch(token)
+            self.entry.stream = None
             stream.close()
+
+    def _check_cancelled(self) -> None:
+        """394 when KILL QUERY (or replace_running_query) reached this query before it ran."""
+        if self.entry.cancelled.is_set():
+            raise HttpError(394, "Query was cancelled", "QUERY_WAS_CANCELLED")
+
+    def _kill_by_id(self, session: "EmbeddedSession", kill, statement: Statement, request: QueryRequest) -> bool:
+        """KILL QUERY WHERE query_id = '...' of a query this server runs; False when none has that id.
+
+        The answer is ClickHouse's: one row (kill_status, query_id, user, query) in the
+        request's format.
+        """
+        done = self.server.queries.kill_by_id(kill)
+        if done is None:
+            return False
+        status, entry = done
+        fmt = statement.output_format(request.default_format)
+        result = session.execute("SELECT {s:String} AS kill_status, {q:String} AS query_id, {u:String} AS user, "
+                                 "'' AS query", fmt, {"s": status, "q": entry.query_id, "u": entry.user})
+        self.respond.send_result(result.data, fmt, request.query_id)
+        return True
 
 
 # What a MySQL connection error tells about the Open edX database: "db@host:port as user x",

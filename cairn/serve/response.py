@@ -3,13 +3,18 @@
 Headers every answer carries, errors with ``X-ClickHouse-Exception-Code``, summaries of
 statements without a result, and results: buffered with Content-Length when small,
 sent with chunked transfer encoding (optionally compressed) when large, as ClickHouse does.
+A streamed result carries ``X-ClickHouse-Exception-Tag``: an error after its first bytes
+is written in ClickHouse's (24.11+) framing, ``__exception__``, the tag, the message, its
+length and the tag again, and the response is left unterminated (the client sees it broken).
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
+import string
 import time
-from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 from cairn.errors import EngineError
 from cairn.serve.wire import Compressor, content_type, error_text, status_for, summary
@@ -18,11 +23,29 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.serve.handler import ClickHouseHandler
 
 
+_TAG_ALPHABET = string.ascii_letters + string.digits
+# ClickHouse's tag length (WriteBufferFromHTTP1ServerResponse::EXCEPTION_TAG_LENGTH).
+EXCEPTION_TAG_LENGTH = 16
+
+
+def exception_block(tag: str, message: str) -> bytes:
+    """An error written into a result already under way, in ClickHouse's framing (24.11+).
+
+    ``\r\n__exception__\r\n<tag>\r\n<message>\n<length of message> <tag>\r\n__exception__\r\n``:
+    a client that knows the tag (``X-ClickHouse-Exception-Tag``) finds it even inside binary
+    data, and the length tells where the message starts when read from the end.
+    """
+    text = message.rstrip("\n").encode("utf-8", "replace")
+    return (b"\r\n__exception__\r\n" + tag.encode() + b"\r\n" + text + b"\n"
+            + b"%d " % len(text) + tag.encode() + b"\r\n__exception__\r\n")
+
+
 class ResultStream(Protocol):
     """A result the engine streams: chunks of the output format, then its read counters."""
 
     rows_read: int
     bytes_read: int
+    result_rows: int
 
     def __iter__(self) -> Iterator[bytes]: ...
 
@@ -32,6 +55,16 @@ class Responder:
 
     def __init__(self, handler: "ClickHouseHandler"):
         self.handler = handler
+        self.progress = False
+        """``send_progress_in_http_headers=1``: results carry ``X-ClickHouse-Progress``."""
+        self.on_finish: Callable[[], None] | None = None
+        """Called just before the last write of an answer (a client session may then be taken)."""
+        self.error_filter: Callable[[str], str] = lambda text: text
+        """What an error in the middle of a stream shows (restricted users: no MySQL details)."""
+
+    def _finishing(self) -> None:
+        if self.on_finish is not None:
+            self.on_finish()
 
     def base_headers(self, query_id: str | None) -> dict[str, str]:
         """Headers of every answer: server name, timezone, query id, keep-alive or close."""
@@ -54,6 +87,7 @@ class Responder:
         for key, value in headers.items():
             handler.send_header(key, value)
         handler.send_header("Content-Length", str(len(body)))
+        self._finishing()
         handler.end_headers()
         if handler.command != "HEAD":
             handler.wfile.write(body)
@@ -81,8 +115,14 @@ class Responder:
         """The empty answer of a statement without a result, with its counters."""
         headers = self.base_headers(query_id)
         headers["Content-Type"] = "text/plain; charset=UTF-8"
-        headers["X-ClickHouse-Summary"] = summary(read_rows, read_bytes, written_rows, written_bytes, 0, 0, 0)
+        self._add_summary(headers, summary(read_rows, read_bytes, written_rows, written_bytes, 0, 0, 0))
         self.send(200, b"", headers)
+
+    def _add_summary(self, headers: dict[str, str], value: str) -> None:
+        """The summary header, after a progress header with the same figures when asked for."""
+        if self.progress:
+            headers["X-ClickHouse-Progress"] = value
+        headers["X-ClickHouse-Summary"] = value
 
     def result_headers(self, fmt: str, query_id: str) -> dict[str, str]:
         """Headers of a result in output format ``fmt``."""
@@ -95,7 +135,7 @@ class Responder:
         """A result the engine ran whole."""
         headers = self.result_headers(fmt, query_id)
         if summary_header is not None:
-            headers["X-ClickHouse-Summary"] = summary_header
+            self._add_summary(headers, summary_header)
         self.send(200, data, headers)
 
     def send_stream(self, stream: ResultStream, fmt: str, query_id: str, started: float, encoding: str | None,
@@ -111,8 +151,8 @@ class Responder:
                 break
         else:
             headers = self.result_headers(fmt, query_id)
-            headers["X-ClickHouse-Summary"] = summary(stream.rows_read, stream.bytes_read, 0, 0, 0, size,
-                                                      time.monotonic() - started)
+            self._add_summary(headers, summary(stream.rows_read, stream.bytes_read, 0, 0, 0, size,
+                                               time.monotonic() - started, stream.result_rows))
             data = b"".join(buffered)
             if encoding:
                 comp = Compressor(encoding)
@@ -120,17 +160,25 @@ class Responder:
                 headers["Content-Encoding"] = encoding
             self.send(200, data, headers)
             return
-        self._send_chunked(self.result_headers(fmt, query_id), encoding, buffered, chunks)
+        headers = self.result_headers(fmt, query_id)
+        if self.progress:
+            # What was read before the first bytes go out; the summary comes with no
+            # trailer in HTTP/1.1 chunked answers of ClickHouse either.
+            headers["X-ClickHouse-Progress"] = summary(stream.rows_read, stream.bytes_read, 0, 0, 0, size,
+                                                       time.monotonic() - started, stream.result_rows)
+        self._send_chunked(headers, encoding, buffered, chunks)
 
     def _send_chunked(self, headers: dict[str, str], encoding: str | None, buffered: list[bytes],
                       rest: Iterable[bytes]) -> None:
         """A large result with chunked transfer encoding, as ClickHouse sends it."""
         handler = self.handler
+        tag = "".join(secrets.choice(_TAG_ALPHABET) for _ in range(EXCEPTION_TAG_LENGTH))
         handler.send_response(200)
         for key, value in headers.items():
             handler.send_header(key, value)
         if encoding:
             handler.send_header("Content-Encoding", encoding)
+        handler.send_header("X-ClickHouse-Exception-Tag", tag)
         handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         comp = Compressor(encoding) if encoding else None
@@ -151,10 +199,17 @@ class Responder:
                 tail = comp.end()
                 if tail:
                     wfile.write(b"%x\r\n%s\r\n" % (len(tail), tail))
+            self._finishing()
             wfile.write(b"0\r\n\r\n")
         except EngineError as exc:
-            # Headers are gone: ClickHouse appends the error text to the body and
-            # breaks the connection so that the client sees a truncated response.
+            # Headers are gone: as ClickHouse, the error goes into the body in the tagged
+            # framing, and the response is left without its last chunk (broken on purpose).
+            text = self.error_filter(error_text(exc.code, str(exc))[1].decode("utf-8", "replace"))
             with contextlib.suppress(Exception):
-                wfile.write(b"%x\r\n%s\r\n" % (len(str(exc)) + 1, str(exc).encode() + b"\n"))
+                write(exception_block(tag, text))
+                if comp:
+                    tail = comp.end()
+                    if tail:
+                        wfile.write(b"%x\r\n%s\r\n" % (len(tail), tail))
+                wfile.flush()
             handler.close_connection = True

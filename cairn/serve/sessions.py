@@ -3,8 +3,10 @@
 Admins share one pool of chDB sessions; each restricted user has pools whose sessions
 carry that user's row filters and ``readonly = 1`` (``cairn.serve.access.session_setup``),
 so the engine itself enforces them. A client that sends ``session_id`` gets a named
-session kept between its requests. ``FairSlots`` bounds how many statements run in the
-engine at once, first come, first served.
+session kept between its requests. ``FairSlots`` bounds how many statements compute in
+the engine at once, first come, first served: every session holds a slot only while
+the engine computes (``EmbeddedSession.gate``), never while a result is written to a
+slow client, so that slow readers do not keep anyone else waiting (issue 12, finding 7).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ log = logging.getLogger("cairn.serve")
 
 # /ping runs its engine check at most this often (seconds).
 HEALTH_TTL = 1.0
+# How long a request for a client session waits for the request finishing in it.
+FINISH_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,14 @@ class SessionPool:
 
 @dataclass
 class NamedSession:
-    """A client session (``session_id``): one chDB session kept between requests."""
+    """A client session (``session_id``): one chDB session kept between requests.
+
+    One request at a time, as in ClickHouse: another request while one runs fails
+    with code 373 (SESSION_IS_LOCKED) at once. The request in flight marks the session
+    ``finishing`` just before it writes the end of its answer; a request that comes
+    then (the client read the answer and sent its next one before the server's thread
+    let go of the session) waits for the release instead of failing.
+    """
 
     session: EmbeddedSession
     owner: str
@@ -131,6 +142,29 @@ class NamedSession:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
     state: tuple = ()  # (scope, tables) the session's filters were built from
+    finishing: bool = False
+    released: threading.Condition = field(default_factory=threading.Condition)
+
+    def take(self, session_id: str) -> None:
+        """Take the session for one request: 373 when a request is running in it."""
+        with self.released:
+            if not self.lock.acquire(blocking=False):
+                if not self.finishing or not self.released.wait_for(lambda: not self.lock.locked(), FINISH_WAIT):
+                    raise HttpError(373, f"Session {session_id} is locked by a concurrent client",
+                                    "SESSION_IS_LOCKED")
+                self.lock.acquire()
+            self.finishing = False
+
+    def finish(self) -> None:
+        """The request's answer is complete but for its last write: a next request may wait."""
+        self.finishing = True
+
+    def release(self) -> None:
+        """Let the next request in."""
+        with self.released:
+            self.finishing = False
+            self.lock.release()
+            self.released.notify_all()
 
 
 class Backend:
@@ -141,9 +175,9 @@ class Backend:
         self.database = engine.database
         self.options = options
         self._lock = threading.Lock()
-        self._admin_pool = SessionPool(lambda: self._open([]), options.workers)
-        self._user_pools: dict[tuple, SessionPool] = {}
         self._slots = FairSlots(options.workers)
+        self._admin_pool = SessionPool(lambda: self._open([]), options.pool_sessions)
+        self._user_pools: dict[tuple, SessionPool] = {}
         self._named: dict[tuple[str, str], NamedSession] = {}
         self._tables: tuple[str, ...] = ()
         self._tables_at = float("-inf")
@@ -154,15 +188,19 @@ class Backend:
         self._health: tuple[float, str | None] = (float("-inf"), None)
         with self._admin_pool.acquire() as session:
             self.timezone = session.execute("SELECT timezone()").data.decode().strip() or "UTC"
-        # Runs KILL QUERY for cancelled queries (client gone, shutdown).
+        # Runs KILL QUERY for cancelled queries (client gone, shutdown, KILL by query_id);
+        # neither it nor the metadata session waits for a slot.
         self.killer = self._open([])
+        self.killer.gate = contextlib.nullcontext()
         self._meta = self._open([])
+        self._meta.gate = contextlib.nullcontext()
         self._meta_lock = threading.Lock()
 
     def _open(self, setup: list[str]) -> EmbeddedSession:
         session = self.engine.open_session([f"USE {sql_identifier(self.database)}", *setup])
         session.current_db = self.database
         session.on_fatal = self.engine_failed
+        session.gate = self._slots
         return session
 
     def engine_failed(self, text: str) -> None:
@@ -238,7 +276,7 @@ class Backend:
                 for k in stale:
                     self._user_pools.pop(k).close()
                 setup = self._restricted_setup(principal, tables)
-                pool = SessionPool(lambda: self._open(setup), self.options.workers)
+                pool = SessionPool(lambda: self._open(setup), self.options.pool_sessions)
                 self._user_pools[key] = pool
             return pool
 
@@ -249,16 +287,21 @@ class Backend:
 
         Yields (session, named).
         """
-        # At most `workers` statements run in the engine at once, whoever sends them, so
-        # that a burst of dashboard clients queues here instead of thrashing the cores.
-        # The collector's inserts and KILL QUERY do not take a slot.
-        with self._slots:
-            if not session_id:
-                with self.pool_for(principal, tables).acquire() as session:
-                    yield session, False
-                return
-            with self._named_session(principal, session_id, tables, timeout, check) as session:
-                yield session, True
+        # At most `workers` statements compute in the engine at once, whoever sends them,
+        # so that a burst of dashboard clients queues instead of thrashing the cores: each
+        # session's gate takes a slot around each engine call (not while answering). The
+        # collector's inserts and KILL QUERY do not take a slot.
+        if not session_id:
+            with self.pool_for(principal, tables).acquire() as session:
+                yield session, False
+            return
+        with self._named_session(principal, session_id, tables, timeout, check) as session:
+            yield session, True
+
+    def named(self, principal: Principal, session_id: str) -> NamedSession | None:
+        """The client session ``session_id`` of ``principal``, if it exists."""
+        with self._lock:
+            return self._named.get((principal.name, session_id))
 
     @contextlib.contextmanager
     def _named_session(self, principal: Principal, session_id: str, tables: tuple[str, ...],
@@ -280,10 +323,7 @@ class Backend:
                 named = NamedSession(self._open(setup), principal.name,
                                      timeout or self.options.session_timeout, state=state)
                 self._named[key] = named
-        # A client sends its next request as soon as it has read a response, possibly
-        # before the previous request's thread has released the session: wait a little.
-        if not named.lock.acquire(timeout=10):
-            raise HttpError(373, f"Session {session_id} is locked by a concurrent client", "SESSION_IS_LOCKED")
+        named.take(session_id)
         try:
             yield named.session
         finally:
@@ -295,7 +335,7 @@ class Backend:
             named.last_used = time.monotonic()
             if timeout:
                 named.timeout = timeout
-            named.lock.release()
+            named.release()
 
     def _check_session_caps(self, user: str) -> None:
         """Refuse a new named session over the per-user or the total cap (called with ``_lock`` held).

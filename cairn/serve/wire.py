@@ -47,7 +47,7 @@ _STATUS = {516: 403, 193: 403, 194: 401, 192: 403, 164: 403, 497: 403, 60: 404, 
 # parser; chDB raises 306 for the same text. 467 CANNOT_PARSE_BOOL: a bad setting value.
 # 374 INVALID_SESSION_TIMEOUT.
 _CLIENT_ERRORS = {62, 47, 46, 36, 43, 53, 6, 27, 72, 73, 26, 38, 41, 44, 49, 57, 70, 107, 115, 125, 184, 215,
-                  352, 386, 396, 456, 457, 158, 393, 10, 16, 8, 167, 168, 306, 467, 374}
+                  352, 386, 396, 456, 457, 158, 393, 10, 16, 8, 167, 168, 306, 467, 374, 50}
 
 _CONTENT_TYPES = {
     "tabseparated": "text/tab-separated-values; charset=UTF-8", "tsv": "text/tab-separated-values; charset=UTF-8",
@@ -90,12 +90,16 @@ def content_type(fmt: str) -> str:
 
 
 def summary(read_rows: int, read_bytes: int, written_rows: int, written_bytes: int, total_rows: int,
-            result_bytes: int, elapsed: float) -> str:
-    """The ``X-ClickHouse-Summary`` header (ClickHouse sends every number as a string)."""
+            result_bytes: int, elapsed: float, result_rows: int = 0) -> str:
+    """The ``X-ClickHouse-Summary`` (and ``-Progress``) header: every number as a string, as ClickHouse.
+
+    ``read_*`` are what the statement read from storage, ``result_*`` what it answered.
+    """
     return json.dumps({"read_rows": str(read_rows), "read_bytes": str(read_bytes),
                        "written_rows": str(written_rows), "written_bytes": str(written_bytes),
-                       "total_rows_to_read": str(total_rows), "result_rows": "0",
-                       "result_bytes": str(result_bytes), "elapsed_ns": str(int(elapsed * 1e9))})
+                       "total_rows_to_read": str(total_rows), "result_rows": str(result_rows),
+                       "result_bytes": str(result_bytes), "elapsed_ns": str(int(elapsed * 1e9))},
+                      separators=(",", ":"))
 
 
 # ---------------------------------------------------------------------------
@@ -113,19 +117,32 @@ class QueryRequest:
     path: str
     params: dict[str, str] = field(default_factory=dict)
     query_id: str = ""
+    not_settings: frozenset[str] = frozenset()
+    """Parameters that are neither transport nor settings (external tables' ``<name>_format``...)."""
 
     @classmethod
     def from_target(cls, target: str) -> "QueryRequest":
         """Parse a request target ("/?query=...&max_threads=1"); the last value of a name wins."""
         url = urlsplit(target)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
-        # Checked here, before any header is written, even for a client that is not logged in.
-        for name in ("query_id", "session_id"):
-            value = params.get(name)
-            if value and not _ID.match(value):
-                raise HttpError(36, f"Invalid {name}: at most {MAX_ID_LENGTH} printable ASCII characters",
-                                "BAD_ARGUMENTS")
+        _check_ids(params)
         return cls(url.path, params, params.get("query_id") or str(uuid.uuid4()))
+
+    def with_form(self, fields: Mapping[str, str], not_settings: set[str]) -> "QueryRequest":
+        """This request with the fields of its form body as parameters (a field wins over the URL)."""
+        params = {**self.params, **fields}
+        _check_ids(params)
+        query_id = fields.get("query_id") or self.query_id
+        return QueryRequest(self.path, params, query_id, frozenset(not_settings))
+
+    def refuse_native_compression(self) -> None:
+        """``compress=1`` / ``decompress=1`` (ClickHouse's own block framing): refused with a clear error."""
+        for name in ("compress", "decompress"):
+            if _flag(self.params.get(name)):
+                raise HttpError(48, f"{name}=1 (ClickHouse's native compressed framing) is not supported by "
+                                    f"cairn serve: use HTTP compression instead (Content-Encoding for the "
+                                    f"request body; enable_http_compression=1 and Accept-Encoding for the "
+                                    f"answer)", "NOT_IMPLEMENTED", status=400)
 
     @property
     def is_ping(self) -> bool:
@@ -144,7 +161,8 @@ class QueryRequest:
 
     def settings(self) -> dict[str, str]:
         """The ClickHouse settings of the request: every parameter that is not transport or ``param_``."""
-        settings = {k: v for k, v in self.params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
+        settings = {k: v for k, v in self.params.items()
+                    if k not in TRANSPORT_PARAMS and k not in self.not_settings and not k.startswith("param_")}
         for name in settings:
             if not _SETTING_NAME.match(name):
                 raise HttpError(115, f"Unknown setting {name}", "UNKNOWN_SETTING")
@@ -201,9 +219,23 @@ class QueryRequest:
         return _flag(self.params.get("enable_http_compression"))
 
     @property
+    def send_progress(self) -> bool:
+        """``send_progress_in_http_headers``: answers carry ``X-ClickHouse-Progress``."""
+        return _flag(self.params.get("send_progress_in_http_headers"))
+
+    @property
     def wait_end(self) -> bool:
         """``wait_end_of_query``: buffer the whole result before answering."""
         return _flag(self.params.get("wait_end_of_query"))
+
+
+def _check_ids(params: Mapping[str, str]) -> None:
+    """query_id and session_id are echoed in headers: checked before any is written, logged in or not."""
+    for name in ("query_id", "session_id"):
+        value = params.get(name)
+        if value and not _ID.match(value):
+            raise HttpError(36, f"Invalid {name}: at most {MAX_ID_LENGTH} printable ASCII characters",
+                            "BAD_ARGUMENTS")
 
 
 def credentials(headers: Mapping[str, str], params: Mapping[str, str]) -> tuple[str, str]:
@@ -372,9 +404,9 @@ class RequestBody:
             raise HttpError(271, f"Cannot decompress the request body ({enc}): {exc}", "CANNOT_DECOMPRESS",
                             status=400) from None
 
-    def read_all(self) -> bytes:
-        """The whole decompressed body (within ``decoded_limit``)."""
-        return b"".join(self.chunks())
+    def read_all(self, decoded_limit: int | None = None) -> bytes:
+        """The whole decompressed body (within ``decoded_limit``, else the body's own)."""
+        return b"".join(self.chunks(decoded_limit))
 
     def drain(self, budget: int = 16 << 20) -> bool:
         """Read what the client sent and was not used, so the connection stays in step.

@@ -131,7 +131,7 @@ _FAILING_SERVER = textwrap.dedent("""
             return "Code: 236. DB::Exception: simulated: the engine stopped answering. (ABORTED)"
         return check(self)
 
-    execute = EmbeddedSession.execute
+    execute = EmbeddedSession.execute_marked
 
     def failing_execute(self, sql, *args, **kwargs):
         if "cairn_simulated_engine_failure" in sql:
@@ -140,7 +140,7 @@ _FAILING_SERVER = textwrap.dedent("""
         return execute(self, sql, *args, **kwargs)
 
     Backend._check_engine = failing_check
-    EmbeddedSession.execute = failing_execute
+    EmbeddedSession.execute_marked = failing_execute
     from cairn.cli import main
     sys.argv = ["cairn", *sys.argv[1:]]
     sys.exit(main())

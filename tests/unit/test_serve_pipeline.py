@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from cairn.serve.pipeline import QueryPipeline
+from cairn.serve.queries import RunningQueries
 from cairn.serve.sessions import FairSlots, Principal, SessionPool
 from cairn.serve.wire import QueryRequest, RequestBody
 
@@ -33,14 +34,17 @@ class FakeSession:
         return SimpleNamespace(data=b"" if sql.startswith(("SET", "USE", "CREATE")) else self.data,
                                rows_read=1, bytes_read=2, rows_written=0, bytes_written=0)
 
+    def execute_marked(self, sql, fmt="TabSeparated", params=None, tag=None):
+        return self.execute(sql, fmt, params)
+
     def insert(self, sql, fmt, chunks):
         data = b"".join(chunks)
         self.calls.append(("insert", sql, fmt, data))
         return SimpleNamespace(rows_written=data.count(b"\n"), bytes_written=len(data))
 
-    def stream(self, sql, fmt, params, killer=None):
+    def stream(self, sql, fmt, params, killer=None, tag=None):
         self.calls.append(("stream", sql, fmt))
-        return SimpleNamespace(cancel=lambda: None, close=lambda: None)
+        return SimpleNamespace(cancel=lambda: None, close=lambda: None, interrupt=lambda: None)
 
     def close(self):
         self.closed = True
@@ -49,6 +53,9 @@ class FakeSession:
 class FakeRespond:
     def __init__(self):
         self.sent: list[tuple] = []
+        self.progress = False
+        self.on_finish = None
+        self.error_filter = None
 
     def send_summary(self, written_rows, written_bytes, query_id, read_rows=0, read_bytes=0):
         self.sent.append(("summary", written_rows))
@@ -69,9 +76,11 @@ def _run(sql_param: str | None, body: bytes, normalised: dict[str, str], named: 
         yield session, named
 
     backend = SimpleNamespace(database="openedx", tables=lambda: ("events",), session=session_for, killer=None,
+                              named=lambda principal, session_id: None,
                               engine=SimpleNamespace(open_session=lambda: throwaway))
     server = SimpleNamespace(backend=backend, options=SimpleNamespace(buffer_bytes=1 << 20),
                              statements=SimpleNamespace(normalised=lambda s, sql: normalised.get(sql, "")),
+                             queries=RunningQueries(lambda tag: None),
                              monitor=SimpleNamespace(watch=lambda sock, stream: 1, unwatch=lambda token: None))
     respond = FakeRespond()
     query = "" if sql_param is None else "query=" + sql_param.replace(" ", "%20") + "&"

@@ -1,0 +1,37 @@
+-- Completion per unit, in course order: per unit, the learners who completed every html, video and problem
+-- block of it (block completions from Open edX, course structure from the imported courses).
+-- columns: course_id String, org String, unit_order UInt32, unit String, blocks UInt64, learners_started UInt64, learners_completed UInt64
+SELECT
+    u.course_id AS course_id,
+    u.org AS org,
+    u.course_order AS unit_order,
+    u.label AS unit,
+    u.blocks AS blocks,
+    ifNull(c.started, 0) AS learners_started,
+    ifNull(c.completed, 0) AS learners_completed
+FROM (
+    SELECT course_id, any(org) AS org, unit_key, min(course_order) AS course_order,
+           anyIf({{ block_label('b') }}, block_type = 'vertical') AS label, countIf(depth > 3) AS blocks
+    FROM course_blocks AS b
+    WHERE unit_key != '' AND (block_type = 'vertical' OR (depth > 3 AND block_type IN ('html', 'video', 'problem'))) {{ scope('course_id', 'org') }}
+    GROUP BY course_id, unit_key
+    HAVING blocks > 0
+) AS u
+LEFT JOIN (
+    SELECT course_id, unit_key, count() AS started, countIf(done >= total) AS completed
+    FROM (
+        SELECT c.course_key AS course_id, b.unit_key AS unit_key, c.user_id AS user_id, count() AS done,
+               any(t.total) AS total
+        FROM block_completion AS c
+        INNER JOIN course_blocks AS b ON b.course_id = c.course_key AND b.block_key = c.block_key
+        INNER JOIN (
+            SELECT course_id, unit_key, count() AS total FROM course_blocks
+            WHERE depth > 3 AND block_type IN ('html', 'video', 'problem') {{ scope('course_id', 'org') }}
+            GROUP BY course_id, unit_key
+        ) AS t ON t.course_id = b.course_id AND t.unit_key = b.unit_key
+        WHERE c.completion >= 1 AND b.block_type IN ('html', 'video', 'problem') {{ scope('c.course_key', org_of('c.course_key')) }}
+        GROUP BY course_id, unit_key, user_id
+    )
+    GROUP BY course_id, unit_key
+) AS c ON c.course_id = u.course_id AND c.unit_key = u.unit_key
+ORDER BY course_id, unit_order

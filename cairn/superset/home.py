@@ -81,6 +81,13 @@ def prepare_home(settings: SupersetSettings) -> Path:
     return path
 
 
+def ensure_home(settings: SupersetSettings) -> Path:
+    """The configuration as rendered by the last start (`cairn up` knows the ports it chose), or
+    rendered now when there is none; for the commands that only use Superset's metadata."""
+    path = config_path(settings)
+    return path if path.exists() else prepare_home(settings)
+
+
 def render_config(settings: SupersetSettings, delegation_key: Path) -> str:
     """The text of ``superset_config.py`` for these settings."""
     import jinja2

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from cairn.errors import CairnError
-from cairn.superset.home import prepare_home
+from cairn.superset.home import ensure_home
 from cairn.superset.settings import superset_settings
 from cairn.superset.venv import run_script
 
@@ -35,7 +35,7 @@ def create_login(config: "Config", username: str, email: str, password: str | No
     ``password`` None keeps an existing login's password.
     """
     settings = superset_settings(config)
-    prepare_home(settings)
+    ensure_home(settings)
     answer = run_script(settings, "logins", {"action": "upsert", "username": username,
                                              "email": validate_email(email), "password": password,
                                              "admin": admin})
@@ -45,14 +45,14 @@ def create_login(config: "Config", username: str, email: str, password: str | No
 def delete_login(config: "Config", username: str) -> bool:
     """Remove the Superset login ``username``; False when there was none."""
     settings = superset_settings(config)
-    prepare_home(settings)
+    ensure_home(settings)
     return bool(run_script(settings, "logins", {"action": "delete", "username": username})["deleted"])
 
 
 def list_logins(config: "Config") -> list[dict]:
     """Every Superset login with its email, roles and whether it is active."""
     settings = superset_settings(config)
-    prepare_home(settings)
+    ensure_home(settings)
     return run_script(settings, "logins", {"action": "list"})["logins"]
 
 

@@ -7,7 +7,10 @@ and ``superset init`` run again only when Superset's version changes);
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from cairn.errors import CairnError
@@ -49,10 +52,12 @@ def initialise(settings: SupersetSettings, say: Callable[[str], None] = print) -
     """Render the configuration, upgrade and initialise the metadata, ensure the Cairn role and the admin."""
     prepare_home(settings)
     if not is_initialised(settings):
-        say(f"Superset: preparing its metadata ({settings.metadata_uri.split('://')[0] or 'SQLite'}), "
-            f"about half a minute...")
-        run_superset(settings, ["db", "upgrade"], "upgrade its metadata database")
-        run_superset(settings, ["init"], "initialise its roles and permissions")
+        if not _from_template(settings):
+            say(f"Superset: preparing its metadata ({settings.metadata_uri.split('://')[0] or 'SQLite'}), "
+                f"a minute or two...")
+            run_superset(settings, ["db", "upgrade"], "upgrade its metadata database")
+            run_superset(settings, ["init"], "initialise its roles and permissions")
+            _save_template(settings)
         (settings.home / MARKER).write_text(_marker_text(settings))
     password = admin_password(settings)
     generated = None
@@ -66,6 +71,40 @@ def initialise(settings: SupersetSettings, say: Callable[[str], None] = print) -
         admin_password_file(settings).unlink(missing_ok=True)
         generated = None
     return Initialised(bool(answer["admin_created"]), generated if answer["admin_created"] else None)
+
+
+def _template(settings: SupersetSettings) -> Path:
+    """A freshly initialised SQLite metadata database, kept beside the Superset it was made by."""
+    return settings.venv / f"cairn-metadata-{superset_version(settings)}.db"
+
+
+def _sqlite_metadata(settings: SupersetSettings) -> Path | None:
+    return None if settings.metadata_uri else settings.home / "superset.db"
+
+
+def _from_template(settings: SupersetSettings) -> bool:
+    """Start a new SQLite metadata database from the template (same Superset version): it holds
+    only the schema, roles and permissions, no user and no secret. False when there is none."""
+    target = _sqlite_metadata(settings)
+    template = _template(settings)
+    if target is None or target.exists() or not template.exists():
+        return False
+    shutil.copyfile(template, target)
+    os.chmod(target, 0o600)
+    return True
+
+
+def _save_template(settings: SupersetSettings) -> None:
+    """Keep the just-initialised metadata (before any user exists) for the next new data directory."""
+    source = _sqlite_metadata(settings)
+    if source is None or not source.exists():
+        return
+    partial = _template(settings).with_suffix(f".{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, _template(settings))
+    except OSError:  # a read-only environment: every new data directory initialises on its own
+        partial.unlink(missing_ok=True)
 
 
 def import_dashboards(settings: SupersetSettings, base_url: str | None = None, username: str | None = None,

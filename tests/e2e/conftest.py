@@ -271,6 +271,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     cwd = tmp_path_factory.mktemp("e2e-stack")
     mysql_database = f"cairn_e2e_{os.getpid()}"
     stack = Stack(cwd, stack_env(mysql_database), free_port(), free_port(), cwd / "up.log")
+    # Every `cairn` command of the tests sees the stack's ports (status, logins, superset run).
+    stack.env.update({"CAIRN_SERVE_PORT": str(stack.serve_port), "CAIRN_SUPERSET_PORT": str(stack.superset_port)})
     stack.process = start_up(cwd, stack.env, stack.serve_port, stack.superset_port, stack.log)
     try:
         wait_for(lambda: stack.process.poll() is not None or "Superset: http" in stack.output(), START_TIMEOUT,

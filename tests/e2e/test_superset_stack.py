@@ -88,3 +88,40 @@ def _answers(stack: Stack) -> bool:
         return httpx.get(f"{stack.superset_url}/health", timeout=3).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_superset_run_serves_in_the_foreground_and_import_dashboards_reaches_it(stack: Stack):
+    """`cairn superset run` (containers): the web server in the foreground, stopped by SIGTERM;
+    `cairn superset import-dashboards --url` imports into it (again: in place)."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(stack.cwd / "superset-run.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "cairn", "--set", f"superset.port={port}", "--set",
+                                "superset.workers=1", "superset", "run"], cwd=stack.cwd, env=stack.env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: process.poll() is not None or _answers_at(url), 600, "cairn superset run", every=2)
+        assert process.poll() is None, (stack.cwd / "superset-run.log").read_text()
+        done = stack.cairn("superset", "import-dashboards", "--url", url, timeout=600)
+        assert "dashboards imported" in done.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+        log.close()
+    assert code == 0
+    assert not _answers_at(url)
+
+
+def _answers_at(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/health", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False

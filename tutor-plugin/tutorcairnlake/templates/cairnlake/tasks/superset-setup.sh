@@ -1,4 +1,5 @@
-# Superset: metadata database, admin, the datalake connection and Cairn's dashboards.
+# Superset: configuration, metadata database, the Cairn role, the admin, then Cairn's
+# dashboards (imported through a temporary web server inside this job).
 {% if CAIRNLAKE_RUN_SUPERSET -%}
 cairn superset setup
 {%- else -%}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -138,19 +139,24 @@ def test_the_browser_shows_a_course_user_only_their_course(stack, people, chart)
 
 
 def test_sql_lab_in_the_browser(stack, people):
-    """SQL Lab as the course user: the query's result lists their course only."""
+    """SQL Lab as the course user: the result and its CSV download list their course only."""
+    from urllib.parse import urlencode
+
+    query = {"dbid": stack.cairn_database_id(), "schema": "openedx", "name": "e2e",
+             "sql": "SELECT course_id, count() AS events FROM openedx.events GROUP BY course_id"}
+    others = set(people["courses"]) - {people["course"]}
     with stack.browser_page(COURSE_USER, COURSE_PASSWORD) as page:
-        page.goto(f"{stack.superset_url}/sqllab/")
-        editor = page.locator(".ace_text-input").first
-        editor.wait_for(state="attached", timeout=120_000)
-        page.locator(".ace_content").first.click()
-        page.keyboard.press("Control+A")
-        page.keyboard.type("SELECT course_id, count() AS events FROM openedx.events GROUP BY course_id")
-        page.keyboard.press("Control+Enter")
-        page.wait_for_selector(f"text={people['course']}", timeout=120_000)
-        page.wait_for_timeout(500)
-        results = page.locator("[data-test=table-container], .ReactVirtualized__Grid, .filterable-table-container")
-        text = results.first.inner_text() if results.count() else page.inner_text("body")
-        others = set(people["courses"]) - {people["course"]}
+        page.goto(f"{stack.superset_url}/sqllab/?{urlencode(query)}")
+        page.locator("[data-test=run-query-action]").first.click(timeout=120_000)
+        results = page.locator("[data-test=table-container]").first
+        results.wait_for(timeout=120_000)
+        page.wait_for_selector("text=1 row", timeout=60_000)
+        text = results.inner_text()
+        assert people["course"] in text
         assert not [course for course in others if course in text]
+        page.mouse.move(700, 700)
         page.screenshot(path=str(stack.cwd / "sqllab-course-user.png"))
+        with page.expect_download(timeout=120_000) as download:
+            page.locator("[data-test=export-csv-button]").first.click()
+        rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+        assert [row["course_id"] for row in rows] == [people["course"]]

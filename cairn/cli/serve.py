@@ -7,6 +7,9 @@ from typing import Optional
 import typer
 
 from cairn.cli import console, state
+# The serve.* limits are settings of their own module (cairn.hooks.SETTINGS): registered
+# before any command loads the configuration.
+from cairn.serve import settings as _serve_settings  # noqa: F401
 
 
 def serve_command(

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 from cairn.engine.contract import Capabilities
 from cairn.engine.driver import ClientEngine
 from cairn.engine.errors import engine_error
-from cairn.engine.infile import infile_insert, statement_batches
+from cairn.engine.infile import infile_insert, remove_stale_dirs, statement_batches
 from cairn.engine.session import EmbeddedSession
 from cairn.engine.sql import column_list, settings_list
 from cairn.errors import EngineUnavailable
@@ -103,6 +103,7 @@ class EmbeddedEngine(ClientEngine):
 
         self.data_dir = Path(data_dir).resolve()
         _lock_data_dir(self.data_dir)
+        remove_stale_dirs()  # FIFO directories of inserting processes that were killed
         self.path = self.data_dir / "clickhouse"
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._settings = settings

@@ -147,6 +147,42 @@ def infile_insert(run: Callable[[str], Any], head: str, fmt: str, chunks: Iterab
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def remove_stale_dirs(directory: str | None = None) -> int:
+    """Remove the FIFO directories left by processes that are gone (killed mid-insert); returns how many.
+
+    Each directory carries its process id (``cairn-insert-<pid>-...``): those of a live
+    process, this one included, are left alone. Called when an embedded engine opens.
+    """
+    directory = directory or tempfile.gettempdir()
+    removed = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(FIFO_PREFIX):
+            continue
+        pid_text = name[len(FIFO_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        path = os.path.join(directory, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += not os.path.exists(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _unblock(fifo: str, writer: _Writer) -> None:
     """Wait for the writer; when the engine never opened the FIFO, open it so the writer's open() returns.
 

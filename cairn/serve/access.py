@@ -248,7 +248,7 @@ SAFE_OUTPUT_FORMATS = frozenset(f.lower() for f in (
 
 
 def session_setup(scope: Scope, database: str, tables: Sequence[str],
-                  max_execution_time: float = 300) -> list[str]:
+                  max_execution_time: float = 300, max_query_size: int = 256 * 1024) -> list[str]:
     """Statements that turn a fresh chDB session into one that only sees ``scope``.
 
     ``tables`` are all tables and views of the datalake database. The last statement
@@ -265,7 +265,7 @@ def session_setup(scope: Scope, database: str, tables: Sequence[str],
     return [
         f"SET additional_table_filters = {literal}",
         f"SET max_execution_time = {float(max_execution_time)}",
-        f"SET max_query_size = {256 * 1024}",
+        f"SET max_query_size = {int(max_query_size)}",
         "SET max_ast_elements = 100000",
         "SET allow_ddl = 0",
         "SET allow_introspection_functions = 0",

@@ -9,7 +9,7 @@ no setting changes that (issue 12, finding 2). So, one table decides per format:
   ``*WithNamesAndTypes``): streamed, the repeated header cut from chunks 2..n;
 * ``VALUES``: streamed, with the ``,`` between rows put back between chunks;
 * anything else (JSON, XML, Parquet, Arrow, ORC, Avro, Pretty*, Markdown, Vertical,
-  formats not listed): run whole with chDB's ``query()``, under ``WHOLE_RESULT_BYTES``.
+  formats not listed): run whole with chDB's ``query()``, under ``serve.max_result_bytes``.
 
 A query with totals or extremes runs whole whatever its format: chDB's stream drops them.
 """
@@ -43,9 +43,6 @@ STREAMING: dict[str, tuple[str, int]] = {
     "values": (VALUES, 0),
 }
 
-WHOLE_RESULT_BYTES = 256 * 1024 * 1024
-"""``max_result_bytes`` of a result run whole (chDB holds it whole, about 4-5 times over),
-and of every result of a restricted user (their read-only sessions cannot change it per query)."""
 
 # chDB's streams drop the totals and extremes rows, and CustomSeparated's result
 # delimiters would repeat per chunk: such queries run whole. A false positive (the

@@ -13,7 +13,6 @@ from cairn.errors import EngineError
 from cairn.serve.external import external_param_names, external_tables, is_form, parse_form
 from cairn.serve.pipeline import QueryPipeline
 from cairn.serve.response import Responder
-from cairn.serve.options import DRAIN_BYTES, MAX_QUERY_SIZE
 from cairn.serve.wire import VERSION, HttpError, QueryRequest, RequestBody, credentials, error_text, status_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,7 +105,8 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             principal = self._login(request)
             if not principal.admin:
                 # Query text only: refused before it is read when over max_query_size.
-                body.restrict(MAX_QUERY_SIZE + _COMPRESSION_SLACK, MAX_QUERY_SIZE, "max_query_size")
+                size = server.options.max_query_size
+                body.restrict(size + _COMPRESSION_SLACK, size, "max_query_size")
             external = None
             if is_form(self.headers.get("Content-Type")) and body.present:
                 # An HTML form: its fields are parameters, its files external tables.
@@ -163,7 +163,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         """
         code = exc.code
         status = exc.status if isinstance(exc, HttpError) else None
-        if body is not None and status != 413 and not body.drain(DRAIN_BYTES):
+        if body is not None and status != 413 and not body.drain(self.server.options.drain_bytes):
             close = True
         code, payload = error_text(code, text or str(exc))
         headers = respond.base_headers(query_id)

@@ -14,8 +14,7 @@ from typing import Any
 
 from cairn.engine.served import ADMIN_USER
 from cairn.serve.handler import ClickHouseHandler
-from cairn.serve.options import (FAILED_LOGIN_WINDOW, FAILED_LOGINS_PER_ADDRESS, FAILED_LOGINS_PER_USER,
-                                 ServeOptions)
+from cairn.serve.options import ServeOptions
 from cairn.serve.pipeline import StatementCache
 from cairn.serve.queries import RunningQueries
 from cairn.serve.sessions import Backend, Principal
@@ -111,7 +110,8 @@ class CairnHTTPServer(ThreadingHTTPServer):
         self.active = 0
         self.active_lock = threading.Condition()
         self.monitor = QueryMonitor(self)
-        self.throttle = LoginThrottle(FAILED_LOGINS_PER_USER, FAILED_LOGINS_PER_ADDRESS, FAILED_LOGIN_WINDOW)
+        self.throttle = LoginThrottle(options.failed_logins_per_user, options.failed_logins_per_address,
+                                      options.failed_login_window)
         self._dummy: str | None = None
         self._dummy_lock = threading.Lock()
         self._dummy_hash()  # made now: the first unknown user must not pay for it (timing)

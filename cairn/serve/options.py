@@ -1,4 +1,4 @@
-"""How `cairn serve` listens and behaves (the ``serve.*`` settings and flags), and its fixed limits."""
+"""How `cairn serve` listens and behaves: the ``serve.*`` settings and flags (``cairn.serve.settings``)."""
 
 from __future__ import annotations
 
@@ -7,43 +7,43 @@ from dataclasses import dataclass
 
 from cairn.errors import CairnError
 
-# Limits that have no `serve.*` setting (yet): module constants, documented in docs/serve.md.
-# ClickHouse's max_session_timeout (server setting, default 3600 s).
-MAX_SESSION_TIMEOUT = 3600.0
-# Named sessions (session_id) alive at once: per user and in all. Each holds a chDB
-# session (~150 KB); ClickHouse's max_sessions_for_user is unlimited by default, but
-# clickhouse-connect opens one per client object, so a cap keeps memory bounded.
-MAX_SESSIONS_PER_USER = 100
-MAX_SESSIONS = 1000
-# A restricted user's body is query text only (restricted users cannot insert): the
-# session's max_query_size (cairn.serve.access.session_setup) bounds it, compressed or not.
-MAX_QUERY_SIZE = 256 * 1024
-# Failed logins in FAILED_LOGIN_WINDOW seconds before further attempts are refused
-# (cairn.serve.throttle): per user name, and per client address.
-FAILED_LOGINS_PER_USER = 5
-FAILED_LOGINS_PER_ADDRESS = 30
-FAILED_LOGIN_WINDOW = 60.0
-# What an error may leave unread of a body and still keep the connection (drained);
-# beyond, the connection is closed.
-DRAIN_BYTES = 16 * 1024 * 1024
-
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]{1,128}$")
 
 
 @dataclass
 class ServeOptions:
-    """How `cairn serve` listens and behaves."""
+    """How `cairn serve` listens and behaves; each field is the ``serve.<field>`` setting (docs/serve.md)."""
 
     host: str = "127.0.0.1"
     port: int = 8123
     workers: int = 2
-    pool_sessions: int = 32  # chDB sessions per pool (slow readers each hold one, not a worker)
+    # chDB sessions per pool: a slow reader holds a session, never a worker.
+    pool_sessions: int = 32
     max_body_bytes: int = 256 * 1024 * 1024
     display_name: str = "cairn"
-    buffer_bytes: int = 1024 * 1024  # results up to this size are sent with Content-Length
+    # Results up to this size are sent with Content-Length (and a full summary).
+    buffer_bytes: int = 1024 * 1024
     shutdown_grace: float = 10.0
+    # Client sessions (session_id): idle timeout, ClickHouse's max_session_timeout, and
+    # caps in all and per user. Each holds a chDB session (~150 KB); clickhouse-connect
+    # opens one per client object, so the caps keep memory bounded.
     session_timeout: float = 60.0
+    max_session_timeout: float = 3600.0
+    max_sessions: int = 1000
+    max_sessions_per_user: int = 100
+    # A restricted user's body is query text only (restricted users cannot insert):
+    # bounded by their sessions' max_query_size, compressed or not.
+    max_query_size: int = 256 * 1024
+    # max_result_bytes of a result run whole (held in memory) and of restricted sessions.
+    max_result_bytes: int = 256 * 1024 * 1024
     query_timeout: float = 300.0
+    # Failed logins in failed_login_window seconds before further attempts are refused
+    # (cairn.serve.throttle): per user name, and per client address.
+    failed_logins_per_user: int = 5
+    failed_logins_per_address: int = 30
+    failed_login_window: float = 60.0
+    # What an error may leave unread of a body and still keep the connection (drained).
+    drain_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         # The display name is sent in X-ClickHouse-Server-Display-Name: printable ASCII only.

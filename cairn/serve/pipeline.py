@@ -34,7 +34,6 @@ from cairn.serve import formats
 from cairn.serve.access import READONLY, AccessDenied, param_value
 from cairn.serve.current_user import with_current_user
 from cairn.serve.external import ExternalTable, create_tables, drop_tables
-from cairn.serve.options import MAX_SESSION_TIMEOUT
 from cairn.serve.queries import RunningQuery, parse_kill
 from cairn.serve.query_check import CheckedQuery, check_query
 from cairn.serve.statement import DEFAULT_FORMAT, Statement, split_inline_insert
@@ -145,7 +144,7 @@ class QueryPipeline:
     def _run(self, principal: "Principal", request: QueryRequest, body: RequestBody, settings: dict[str, str],
              external: list[ExternalTable]) -> None:
         backend = self.backend
-        timeout = request.session_timeout(MAX_SESSION_TIMEOUT)
+        timeout = request.session_timeout(self.server.options.max_session_timeout)
         sql, data = self._statement_text(principal, request, body)
         tables = backend.tables()
         if not principal.admin and request.database not in (None, backend.database):
@@ -327,14 +326,14 @@ class QueryPipeline:
 
         chDB streams SELECTs only (not DESCRIBE, SHOW, EXISTS, EXPLAIN), and formats each
         streamed chunk as a whole document: only the formats of ``cairn.serve.formats``
-        that can be joined stream; the others run whole, under ``WHOLE_RESULT_BYTES``.
+        that can be joined stream; the others run whole, under ``serve.max_result_bytes``.
         """
         started = time.monotonic()
         settings = request.settings()
         if streams and not formats.streams(fmt, sql, settings) and principal.admin:
             # The cap comes and goes with the request's URL settings (the next request on
             # this session sets it back); restricted sessions carry it from their setup.
-            settings = {"max_result_bytes": str(formats.WHOLE_RESULT_BYTES), **settings}
+            settings = {"max_result_bytes": str(self.server.options.max_result_bytes), **settings}
             self._apply_settings(session, principal, settings)
         self._check_cancelled()
         if not streams or not formats.streams(fmt, sql, settings):

@@ -171,10 +171,9 @@ class CairnService:
 
 def serve_until_stopped(config: "Config", say: Callable[[str], None] = print) -> None:
     """Run `cairn serve` for ``config`` until SIGTERM or Ctrl-C, then stop cleanly."""
-    options = ServeOptions(host=config["serve.host"], port=config["serve.port"], workers=config["serve.workers"],
-                           max_body_bytes=config["serve.max_body_bytes"],
-                           display_name=config["serve.display_name"])
-    service = CairnService(config, options, log_line=say)
+    from cairn.serve.settings import options_from
+
+    service = CairnService(config, options_from(config), log_line=say)
     service.start()
     stopper: list[threading.Thread] = []
 

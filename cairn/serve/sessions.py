@@ -23,8 +23,7 @@ from cairn.engine import EmbeddedEngine, EmbeddedSession
 from cairn.engine.sql import sql_identifier
 from cairn.errors import EngineError
 from cairn.serve.access import Scope, session_setup
-from cairn.serve.formats import WHOLE_RESULT_BYTES
-from cairn.serve.options import MAX_SESSIONS, MAX_SESSIONS_PER_USER, ServeOptions
+from cairn.serve.options import ServeOptions
 from cairn.serve.wire import HttpError
 
 log = logging.getLogger("cairn.serve")
@@ -259,8 +258,9 @@ class Backend:
     def _restricted_setup(self, principal: Principal, tables: tuple[str, ...]) -> list[str]:
         # Before session_setup's final readonly = 1: a result run whole (JSON, Parquet...)
         # is held in memory whole, and a read-only session cannot take the cap per query.
-        return [f"SET max_result_bytes = {WHOLE_RESULT_BYTES}",
-                *session_setup(principal.scope, self.database, tables, self.options.query_timeout)]
+        return [f"SET max_result_bytes = {self.options.max_result_bytes}",
+                *session_setup(principal.scope, self.database, tables, self.options.query_timeout,
+                               self.options.max_query_size)]
 
     def pool_for(self, principal: Principal, tables: tuple[str, ...]) -> SessionPool:
         """The pool of sessions that run this principal's queries."""
@@ -342,16 +342,16 @@ class Backend:
 
         Idle sessions past their timeout are dropped first, so a cap only refuses live ones.
         """
-        if len(self._named) >= MAX_SESSIONS or sum(1 for n in self._named.values() if n.owner == user) \
-                >= MAX_SESSIONS_PER_USER:
+        total, per_user = self.options.max_sessions, self.options.max_sessions_per_user
+        if len(self._named) >= total or sum(1 for n in self._named.values() if n.owner == user) >= per_user:
             for named in self._expire_locked(time.monotonic()):
                 named.session.close()
-        if len(self._named) >= MAX_SESSIONS:
-            raise HttpError(700, f"Too many sessions: the server keeps at most {MAX_SESSIONS} (session_id); "
+        if len(self._named) >= total:
+            raise HttpError(700, f"Too many sessions: the server keeps at most {total} (session_id); "
                                  f"close some or let them expire", "USER_SESSION_LIMIT_EXCEEDED")
         owned = sum(1 for n in self._named.values() if n.owner == user)
-        if owned >= MAX_SESSIONS_PER_USER:
-            raise HttpError(700, f"User {user} has overflown session count {MAX_SESSIONS_PER_USER} "
+        if owned >= per_user:
+            raise HttpError(700, f"User {user} has overflown session count {per_user} "
                                  f"(max sessions per user)", "USER_SESSION_LIMIT_EXCEEDED")
 
     def _expire_locked(self, now: float) -> list[NamedSession]:

@@ -17,8 +17,8 @@ import pytest
 
 from support.serve import C1, PASSWORD, shared_server
 
-# 2 s of work in blocks of 10 rows: long enough to be seen running, killed or replaced.
-SLOW = "SELECT sleepEachRow(0.01) AS s FROM numbers(200) SETTINGS max_block_size = 10"
+# 5 s of work in blocks of 10 rows: long enough to be seen running, killed or replaced.
+SLOW = "SELECT sleepEachRow(0.01) AS s FROM numbers(500) SETTINGS max_block_size = 10"
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +76,10 @@ def test_a_duplicate_running_query_id_fails_with_216_and_kill_by_id_stops_it(ser
     row = json.loads(killed.text)
     assert row["kill_status"] == "finished" and row["query_id"] == query_id and row["user"] == served.admin_user
     thread.join(10)
-    assert time.monotonic() - started < 1.5  # the 2 s query did not run to its end
+    assert time.monotonic() - started < 3.0  # the 5 s query did not run to its end
     answer = out[0]
     assert isinstance(answer, Exception) or answer.status_code != 200 or "394" in answer.text \
-        or answer.text.count("\n") < 200
+        or answer.text.count("\n") < 500
     # The id is free again.
     assert http.post("/", params={"query": "SELECT 1", "query_id": query_id}).text == "1\n"
 
@@ -91,10 +91,10 @@ def test_replace_running_query_kills_the_old_one(served, http):
     started = time.monotonic()
     second = http.post("/", params={"query": "SELECT 42", "query_id": query_id, "replace_running_query": "1"})
     assert second.status_code == 200 and second.text == "42\n", second.text
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0
     thread.join(10)
     first = out[0]
-    assert isinstance(first, Exception) or first.text.count("\n") < 200  # cut short
+    assert isinstance(first, Exception) or first.text.count("\n") < 500  # cut short
 
 
 def test_clickhouse_connect_query_id_reaches_the_server(served):

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from cairn.serve.options import ServeOptions
 from cairn.serve.pipeline import QueryPipeline
 from cairn.serve.queries import RunningQueries
 from cairn.serve.sessions import FairSlots, Principal, SessionPool
@@ -78,7 +79,7 @@ def _run(sql_param: str | None, body: bytes, normalised: dict[str, str], named: 
     backend = SimpleNamespace(database="openedx", tables=lambda: ("events",), session=session_for, killer=None,
                               named=lambda principal, session_id: None,
                               engine=SimpleNamespace(open_session=lambda: throwaway))
-    server = SimpleNamespace(backend=backend, options=SimpleNamespace(buffer_bytes=1 << 20),
+    server = SimpleNamespace(backend=backend, options=ServeOptions(),
                              statements=SimpleNamespace(normalised=lambda s, sql: normalised.get(sql, "")),
                              queries=RunningQueries(lambda tag: None),
                              monitor=SimpleNamespace(watch=lambda sock, stream: 1, unwatch=lambda token: None))

@@ -3,7 +3,7 @@
 -- columns: course_id String, org String, hour DateTime, kind String, events UInt64
 SELECT
     course_id,
-    any(org) AS org,
+    org,
     toStartOfHour(time) AS hour,
     multiIf(name IN ('play_video', 'pause_video', 'seek_video', 'stop_video', 'load_video', 'speed_change_video',
                      'complete_video', 'show_transcript', 'hide_transcript') OR startsWith(name, 'edx.video.'), 'Video',
@@ -18,4 +18,4 @@ SELECT
     count() AS events
 FROM events
 WHERE course_id != '' {{ scope() }} {{ period('time') }}
-GROUP BY course_id, hour, kind
+GROUP BY course_id, org, hour, kind

@@ -11,10 +11,10 @@ SELECT
 FROM (
     SELECT
         course_id,
-        any(org) AS org,
+        org,
         assumeNotNull(user_id) AS user_id,
         arrayDifference(arraySort(groupArray(toUnixTimestamp64Milli(time)))) AS gaps
     FROM events
     WHERE user_id IS NOT NULL AND user_id > 0 AND course_id != '' {{ scope() }} {{ period('time') }}
-    GROUP BY course_id, user_id
+    GROUP BY course_id, org, user_id
 )

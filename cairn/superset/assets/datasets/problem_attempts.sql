@@ -4,7 +4,7 @@
 -- columns: course_id String, org String, day Date, problem String, problem_order UInt32, section String, user_id Int64, attempts UInt64, correct UInt64, points Float64, max_points Float64
 SELECT
     p.course_id AS course_id,
-    any(p.org) AS org,
+    p.org AS org,
     toDate(p.time) AS day,
     {{ block_label('b') }} AS problem,
     any(b.course_order) AS problem_order,
@@ -22,4 +22,4 @@ INNER JOIN (
 ) AS b ON b.course_id = p.course_id AND b.block_id = p.block_id
 WHERE p.name = 'problem_check' AND p.event_source = 'server' AND p.user_id IS NOT NULL
   {{ scope('p.course_id', 'p.org') }} {{ period('p.time') }}
-GROUP BY course_id, day, problem, user_id
+GROUP BY course_id, org, day, problem, user_id

@@ -2,7 +2,7 @@
 -- columns: course_id String, org String, user_id Int64, last_event DateTime, events UInt64, watched_video UInt8, tried_problem UInt8
 SELECT
     course_id,
-    any(org) AS org,
+    org,
     assumeNotNull(user_id) AS user_id,
     max(time) AS last_event,
     count() AS events,
@@ -11,4 +11,4 @@ SELECT
     max(name = 'problem_check' AND event_source = 'server') AS tried_problem
 FROM events
 WHERE time >= now() - INTERVAL 7 DAY AND user_id IS NOT NULL AND user_id > 0 AND course_id != '' {{ scope() }}
-GROUP BY course_id, user_id
+GROUP BY course_id, org, user_id

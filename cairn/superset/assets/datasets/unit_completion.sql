@@ -10,11 +10,11 @@ SELECT
     ifNull(c.started, 0) AS learners_started,
     ifNull(c.completed, 0) AS learners_completed
 FROM (
-    SELECT course_id, any(org) AS org, unit_key, min(course_order) AS course_order,
+    SELECT course_id, org, unit_key, min(course_order) AS course_order,
            anyIf({{ block_label('b') }}, block_type = 'vertical') AS label, countIf(depth > 3) AS blocks
     FROM course_blocks AS b
     WHERE unit_key != '' AND (block_type = 'vertical' OR (depth > 3 AND block_type IN ('html', 'video', 'problem'))) {{ scope('course_id', 'org') }}
-    GROUP BY course_id, unit_key
+    GROUP BY course_id, org, unit_key
     HAVING blocks > 0
 ) AS u
 LEFT JOIN (

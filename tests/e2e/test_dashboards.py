@@ -1,0 +1,110 @@
+"""Every dashboard of `cairn up --demo`, opened in headless Chromium: each chart rendered with data.
+
+The browser's own requests to ``/api/v1/chart/data`` are watched: every chart of a dashboard must be
+answered with HTTP 200, no error and rows (big numbers: one row), except the few charts the demo has no
+data for. A screenshot of each dashboard goes to docs/img/ (the README shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from support.paths import PROJECT_ROOT
+
+from .conftest import wait_for
+
+IMAGES = PROJECT_ROOT / "docs" / "img"
+DASHBOARDS = ("course-overview", "learners-at-risk", "engagement-over-time", "individual-learner", "operator")
+# Charts the demo has no rows for: it writes no broken line, so nothing is quarantined.
+EMPTY_IN_DEMO = {"Quarantined lines by reason"}
+LOAD_TIMEOUT = 420
+
+
+def dashboard_charts(api, slug: str) -> dict[int, str]:
+    answer = api.get(f"/api/v1/dashboard/{slug}/charts")
+    assert answer.status_code == 200, answer.text[:300]
+    return {chart["id"]: chart["slice_name"] for chart in answer.json()["result"]}
+
+
+def chart_id_of(request) -> int | None:
+    """The chart a /api/v1/chart/data request is for (native filters' option queries have none)."""
+    try:
+        body = json.loads(request.post_data or "{}")
+    except ValueError:
+        return None
+    form_data = body.get("form_data") or {}
+    return form_data.get("slice_id")
+
+
+def open_dashboard(page, base_url: str, slug: str, charts: dict[int, str]) -> dict[int, tuple[int, dict]]:
+    """Open a dashboard and wait until each of its charts has its data; their answers by chart id."""
+    answers: dict[int, tuple[int, dict]] = {}
+
+    def on_response(response):
+        if "/api/v1/chart/data" not in response.url:
+            return
+        chart_id = chart_id_of(response.request)
+        if chart_id in charts:
+            try:
+                answers[chart_id] = (response.status, response.json())
+            except Exception:  # noqa: BLE001 - a body that is not JSON is a failure reported below
+                answers[chart_id] = (response.status, {"text": response.text()[:300]})
+
+    page.on("response", on_response)
+    page.goto(f"{base_url}/superset/dashboard/{slug}/", wait_until="domcontentloaded")
+    page.wait_for_selector(".dashboard-component-chart-holder", timeout=120_000)
+    def all_answered() -> bool:
+        # Charts below the fold load when they come into view (dashboard virtualisation).
+        page.evaluate("window.scrollBy(0, 600)")
+        return set(answers) >= set(charts)
+
+    wait_for(all_answered, LOAD_TIMEOUT,
+             f"the data of every chart of {slug} (got {len(answers)} of {len(charts)})", every=2)
+    page.remove_listener("response", on_response)
+    return answers
+
+
+def problems_of(answers: dict[int, tuple[int, dict]], charts: dict[int, str]) -> list[str]:
+    problems = []
+    for chart_id, (status, body) in answers.items():
+        name = charts[chart_id]
+        if status != 200:
+            problems.append(f"{name}: HTTP {status} {json.dumps(body)[:300]}")
+            continue
+        for result in body.get("result", []):
+            if result.get("error"):
+                problems.append(f"{name}: {result['error'][:300]}")
+            elif not result.get("data") and name not in EMPTY_IN_DEMO:
+                problems.append(f"{name}: no rows")
+    return problems
+
+
+@pytest.mark.parametrize("slug", DASHBOARDS)
+def test_dashboard_renders_every_chart_with_data(stack, slug):
+    api = stack.api()
+    charts = dashboard_charts(api, slug)
+    assert len(charts) >= 6, charts
+    with stack.browser_page(width=1600, height=1200) as page:
+        answers = open_dashboard(page, stack.superset_url, slug, charts)
+        assert problems_of(answers, charts) == []
+        # Rendered, not only answered: no chart shows an error or is still loading.
+        wait_for(lambda: page.locator(".dashboard-component-chart-holder .loading").count() == 0, 120,
+                 f"{slug}'s charts to finish drawing")
+        assert page.locator(".dashboard-component-chart-holder [role=alert]").count() == 0
+        holders = page.locator(".dashboard-component-chart-holder")
+        assert holders.count() == len(charts)
+        time.sleep(1.5)  # ECharts animates
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(IMAGES / f"dashboard-{slug}.png"), full_page=True)
+
+
+def test_dashboards_refresh_themselves(stack):
+    api = stack.api()
+    for slug in DASHBOARDS:
+        answer = api.get(f"/api/v1/dashboard/{slug}")
+        assert answer.status_code == 200
+        metadata = json.loads(answer.json()["result"]["json_metadata"])
+        assert 0 < metadata["refresh_frequency"] <= 30, slug

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from support.paths import PROJECT_ROOT, SHARED
 from support.serve import TRACKING_LOG, start_server
@@ -39,7 +37,8 @@ MATRIX = {
     "embedded-nosuperset-node": {"CAIRNLAKE_ENGINE": "embedded", "CAIRNLAKE_RUN_SUPERSET": False,
                                  "CAIRNLAKE_K8S_COLLECTOR": "node"},
     "clickhouse-superset-node": {"CAIRNLAKE_ENGINE": "clickhouse", "CAIRNLAKE_RUN_SUPERSET": True,
-                                 "CAIRNLAKE_K8S_COLLECTOR": "node"},
+                                 "CAIRNLAKE_K8S_COLLECTOR": "node",
+                                 "CAIRNLAKE_REPOSITORY": "https://git.example.org/cairn.git"},
     "external-clickhouse-nosuperset-sidecar": {
         "CAIRNLAKE_ENGINE": "clickhouse", "CAIRNLAKE_RUN_CLICKHOUSE": False,
         "CAIRNLAKE_CLICKHOUSE_HOST": "clickhouse.example.org", "CAIRNLAKE_RUN_SUPERSET": False,
@@ -70,6 +69,18 @@ def tutor_venv() -> Path:
         if done.returncode != 0:
             pytest.fail(f"scripts/setup-tutor-env.sh failed: {done.stderr[-2000:]}")
     return TUTOR_VENV
+
+
+def yaml_documents(text: str) -> list:
+    """The documents of a YAML text, parsed by Tutor's environment (PyYAML is Tutor's, not Cairn's, dependency)."""
+    done = run([TUTOR_BIN / "python", "-c", "import sys, json, yaml; "
+                "json.dump([d for d in yaml.safe_load_all(sys.stdin) if d is not None], sys.stdout, default=str)"],
+               input=text)
+    return json.loads(done.stdout)
+
+
+def yaml_file(path: Path):
+    return yaml_documents(path.read_text())[0]
 
 
 def tutor_env(root: Path) -> dict:
@@ -130,13 +141,16 @@ class Rendered:
 
     def __init__(self, name: str, root: Path, settings: dict):
         self.name, self.root, self.settings = name, root, settings
+        self._compose: dict[str, dict] = {}
         self.env = render(root, settings)
-        self.config = yaml.safe_load((root / "config.yml").read_text())
+        self.config = yaml_file(root / "config.yml")
         self.kustomized = run([TUTOR_BIN / "kubectl", "kustomize", self.env], tutor_env(root)).stdout
-        self.objects = [doc for doc in yaml.safe_load_all(self.kustomized) if doc]
+        self.objects = yaml_documents(self.kustomized)
 
     def compose(self, path: str) -> dict:
-        return yaml.safe_load((self.env / path).read_text())
+        if path not in self._compose:
+            self._compose[path] = yaml_file(self.env / path)
+        return self._compose[path]
 
     def objects_of(self, kind: str) -> dict[str, dict]:
         return {obj["metadata"]["name"]: obj for obj in self.objects if obj["kind"] == kind}
@@ -219,7 +233,17 @@ def test_dockerfile_passes_hadolint(rendered):
     run([TUTOR_BIN / "hadolint", rendered.env / "plugins/cairnlake/build/cairnlake/Dockerfile"])
     dockerfile = (rendered.env / "plugins/cairnlake/build/cairnlake/Dockerfile").read_text()
     assert ("requirements-superset.lock" in dockerfile) == rendered.settings["CAIRNLAKE_RUN_SUPERSET"]
-    assert "requirements.lock" in dockerfile and "FROM python AS cairn-src" in dockerfile
+    repository = rendered.settings.get("CAIRNLAKE_REPOSITORY")
+    if repository:
+        assert f"ADD --keep-git-dir=false {repository}#v0.1.0 /" in dockerfile
+    else:
+        assert "FROM python AS cairn-src" in dockerfile and "tutor mounts add /path/to/cairn" in dockerfile
+    # Everything the image copies from Cairn's source exists in this repository (its source).
+    copied = [path for line in dockerfile.splitlines() if line.startswith("COPY --from=cairn-src")
+              for path in line.split()[2:-1]]
+    assert "/requirements.lock" in copied and "/cairn" in copied
+    for path in copied:
+        assert (PROJECT_ROOT / path.lstrip("/")).exists(), path
 
 
 def test_rendered_python_and_shell_parse(rendered):
@@ -232,7 +256,8 @@ def test_rendered_python_and_shell_parse(rendered):
 def captured(rendered) -> dict[str, dict[str, list[tuple[str, str]]]]:
     """Every cairnlake init task and do-command, captured for local, dev and k8s."""
     commands = {"init": ["init", "--limit=cairnlake"], **{name: [name, *args] for name, args in DO_COMMANDS.items()}}
-    runs = [(mode, name) for mode in ("local", "dev", "k8s") for name in commands]
+    # dev runs the same scripts as local with other compose files: its init is enough.
+    runs = [(mode, name) for mode in ("local", "k8s") for name in commands] + [("dev", "init")]
     found = capture(rendered.root, [[mode, "do", *commands[name]] for mode, name in runs])
     jobs: dict[str, dict[str, list[tuple[str, str]]]] = {}
     for (mode, name), started in zip(runs, found):
@@ -330,7 +355,7 @@ def test_rendered_init_and_do_scripts_run_against_cairn_serve(live):
     # 1. mysql: the read-only account may read the Open edX tables and nothing else.
     done = execute(live, init[0][1])
     assert done.returncode == 0, done.stderr
-    password = yaml.safe_load((root / "config.yml").read_text())["CAIRNLAKE_MYSQL_PASSWORD"]
+    password = yaml_file(root / "config.yml")["CAIRNLAKE_MYSQL_PASSWORD"]
     denied = run(["mysql", "-u", "cairnlake_ro_test", f"--password={password}", "-h", "127.0.0.1", MYSQL_DB,
                   "-e", "INSERT INTO auth_user (username) VALUES ('x')"], check=False)
     assert denied.returncode != 0 and "denied" in denied.stderr
@@ -340,7 +365,7 @@ def test_rendered_init_and_do_scripts_run_against_cairn_serve(live):
     # 2. datalake: migrations, the services' admin account, the MySQL tables through that account.
     done = execute(live, init[1][1])
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    admin = served.client(user="cairnlake", password=yaml.safe_load((root / "config.yml").read_text())["CAIRNLAKE_ADMIN_PASSWORD"])
+    admin = served.client(user="cairnlake", password=yaml_file(root / "config.yml")["CAIRNLAKE_ADMIN_PASSWORD"])
     assert admin.query("SELECT count() FROM system.tables WHERE database = 'openedx' AND name = 'course_blocks'").result_rows == [(1,)]
 
     # 3. courses: the LMS dump cannot run here (no LMS): its output is made from an OLX export
@@ -386,12 +411,25 @@ def test_beside_tutor_cairn(tutor_venv, tmp_path):
     assert "cairnlake" in listed and any(line.split()[:1] == ["cairn"] for line in listed.splitlines())
     env_dir = render(tmp_path, {})
     assert (env_dir / "plugins/cairnlake").is_dir() and not (env_dir / "plugins/cairn").exists()
-    compose = yaml.safe_load((env_dir / "local/docker-compose.yml").read_text())["services"]
+    compose = yaml_file(env_dir / "local/docker-compose.yml")["services"]
     assert "cairnlake-serve" in compose and not [s for s in compose if s.startswith("cairn-")]
-    config = yaml.safe_load((tmp_path / "config.yml").read_text())
+    config = yaml_file(tmp_path / "config.yml")
     assert not [key for key in config if key.startswith("CAIRN_")]
     # Both enabled: each renders its own, and ours warns that two analytics stacks run.
     run([TUTOR_BIN / "tutor", "plugins", "enable", "cairn"], env)
     saved = run([TUTOR_BIN / "tutor", "config", "save"], env)
     assert (env_dir / "plugins/cairn").is_dir() and (env_dir / "plugins/cairnlake").is_dir()
     assert "both enabled" in saved.stdout + saved.stderr
+
+
+def test_image_build_uses_the_project_checkout(tutor_venv, tmp_path):
+    """`tutor mounts add <this checkout>` makes it the image's source; `tutor images build` builds our Dockerfile."""
+    render(tmp_path, {})
+    env = tutor_env(tmp_path)
+    added = run([TUTOR_BIN / "tutor", "mounts", "add", PROJECT_ROOT], env)
+    assert "build context 'cairn-src' of image 'cairnlake'" in added.stdout + added.stderr
+    [build] = capture(tmp_path, [["images", "build", "cairnlake"]])[0]
+    argv = build["argv"]
+    assert argv[:3] == ["docker", "buildx", "build"]
+    assert f"--build-context=cairn-src={PROJECT_ROOT}" in argv and "--tag=docker.io/cairnlake:0.1.0" in argv
+    assert argv[-1] == str(tmp_path / "env/plugins/cairnlake/build/cairnlake")

@@ -6,6 +6,7 @@ COMMANDS.json holding a list of tutor argument lists, run one after the other in
 
 Nothing runs Docker or a cluster here, so only the last step is replaced:
 
+* Images: ``docker buildx build ...`` is recorded, not run.
 * Compose (local/dev): ``tutor.utils.execute`` records the full ``docker compose ... run --rm
   <service>-job sh -e -c <script>`` command line instead of executing it; the running-projects
   check (``docker compose ls``) sees no project.
@@ -34,6 +35,9 @@ jobs: list[dict] = []
 
 def execute(*command: str) -> int:
     if command[:2] == ("docker", "compose"):
+        jobs.append({"argv": list(command)})
+        return 0
+    if command[:3] == ("docker", "buildx", "build"):
         jobs.append({"argv": list(command)})
         return 0
     if command[:2] == ("kubectl", "apply"):

@@ -104,10 +104,17 @@ def _pull_push_image(images, config):
 hooks.Filters.IMAGES_BUILD_REQUIRED.add_item("cairnlake")
 
 
+def is_cairn_checkout(path: str) -> bool:
+    """A folder named ``cairn``, or any folder holding Cairn's source (``cairn/`` and ``requirements.lock``)."""
+    return (os.path.basename(os.path.normpath(path)) == "cairn"
+            or (os.path.isfile(os.path.join(path, "cairn", "__init__.py"))
+                and os.path.isfile(os.path.join(path, "requirements.lock"))))
+
+
 # `tutor mounts add /path/to/cairn`: that checkout is the image's source (build context "cairn-src").
 @hooks.Filters.IMAGES_BUILD_MOUNTS.add()
 def _cairn_source_mount(mounts, path):
-    if os.path.basename(os.path.normpath(path)) == "cairn":
+    if is_cairn_checkout(path):
         mounts.append(("cairnlake", "cairn-src"))
     return mounts
 

@@ -20,7 +20,7 @@ until python -c "$cairnlake_wait" 2>/dev/null
 do
     cairnlake_attempt=$((cairnlake_attempt + 1))
     if [ "$cairnlake_attempt" -ge 60 ]; then
-        echo "The datalake is not answering after 5 minutes: check \`tutor local logs {{ 'cairnlake-serve' if CAIRNLAKE_ENGINE == 'embedded' else 'cairnlake-clickhouse' }}\`." >&2
+        echo "The datalake is not answering after 5 minutes: see the logs of {{ 'cairnlake-serve' if CAIRNLAKE_ENGINE == 'embedded' else 'the ClickHouse server' }}." >&2
         exit 1
     fi
     echo "Waiting for the datalake ($cairnlake_attempt/60)..."

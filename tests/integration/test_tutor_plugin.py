@@ -426,8 +426,7 @@ def test_image_build_uses_the_project_checkout(tutor_venv, tmp_path):
     """`tutor mounts add <this checkout>` makes it the image's source; `tutor images build` builds our Dockerfile."""
     render(tmp_path, {})
     env = tutor_env(tmp_path)
-    added = run([TUTOR_BIN / "tutor", "mounts", "add", PROJECT_ROOT], env)
-    assert "build context 'cairn-src' of image 'cairnlake'" in added.stdout + added.stderr
+    run([TUTOR_BIN / "tutor", "mounts", "add", PROJECT_ROOT], env)
     [build] = capture(tmp_path, [["images", "build", "cairnlake"]])[0]
     argv = build["argv"]
     assert argv[:3] == ["docker", "buildx", "build"]

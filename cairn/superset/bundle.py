@@ -72,8 +72,11 @@ def database_config(database_uri: str) -> dict[str, Any]:
         "allow_dml": False,
         "allow_csv_upload": False,
         "impersonate_user": False,
-        "extra": {"per_user_caching": True, "allows_virtual_table_explore": True,
-                  "metadata_params": {}, "engine_params": {}, "cancel_query_on_windows_unload": True},
+        # No server session per connection: Superset opens a connection per query, and cairn serve
+        # (like ClickHouse) caps the sessions a user may hold.
+        "extra": {"per_user_caching": True, "allows_virtual_table_explore": True, "metadata_params": {},
+                  "engine_params": {"connect_args": {"autogenerate_session_id": False}},
+                  "cancel_query_on_windows_unload": True},
         "uuid": DATABASE_UUID,
         "version": VERSION,
     }

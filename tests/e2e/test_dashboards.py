@@ -14,7 +14,7 @@ import pytest
 
 from support.paths import PROJECT_ROOT
 
-from .conftest import wait_for
+from conftest import wait_for
 
 IMAGES = PROJECT_ROOT / "docs" / "img"
 DASHBOARDS = ("course-overview", "learners-at-risk", "engagement-over-time", "individual-learner", "operator")
@@ -108,3 +108,43 @@ def test_dashboards_refresh_themselves(stack):
         assert answer.status_code == 200
         metadata = json.loads(answer.json()["result"]["json_metadata"])
         assert 0 < metadata["refresh_frequency"] <= 30, slug
+
+
+def test_reimport_updates_a_changed_chart_in_place(stack, tmp_path):
+    """Import again after changing one dataset's SQL and one chart's metric: same objects, new content."""
+    import shutil
+
+    from cairn.superset.dashboards import import_dashboards
+    from cairn.superset.sources import ASSETS
+
+    api = stack.api()
+    database = api.get(f"/api/v1/database/{stack.cairn_database_id()}").json()["result"]
+    uri = database["sqlalchemy_uri"]
+
+    def state() -> tuple[dict, dict]:
+        charts = api.get("/api/v1/chart/", params={"q": "(page_size:1000)"}).json()["result"]
+        datasets = api.get("/api/v1/dataset/", params={"q": "(page_size:1000)"}).json()["result"]
+        return {c["slice_name"]: c["id"] for c in charts}, {d["table_name"]: d["id"] for d in datasets}
+
+    charts_before, datasets_before = state()
+    assets = tmp_path / "assets"
+    shutil.copytree(ASSETS, assets)
+    sql_path = assets / "datasets" / "courses.sql"
+    sql_path.write_text(sql_path.read_text().replace("ORDER BY course_id", "ORDER BY course_id -- edited by the e2e test"))
+    yaml_path = assets / "dashboards" / "operator.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace('metric: "uniqExact(org)"', 'metric: "uniq(org)"'))
+    try:
+        imported = import_dashboards(stack.superset_url, stack.admin_user, stack.admin_password, uri, assets)
+        assert imported["dashboards"] == 5 and imported["charts"] >= 45
+        charts_after, datasets_after = state()
+        assert charts_after == charts_before and datasets_after == datasets_before  # same ids, no copies
+        dataset = api.get(f"/api/v1/dataset/{datasets_after['cairn_courses']}").json()["result"]
+        assert "edited by the e2e test" in dataset["sql"]
+        chart = api.get(f"/api/v1/chart/{charts_after['Organisations']}").json()["result"]
+        assert json.loads(chart["params"])["metric"]["sqlExpression"] == "uniq(org)"
+        answer = api.chart_data(charts_after["Organisations"])
+        assert answer.status_code == 200 and "uniq(org)" in answer.text
+    finally:
+        import_dashboards(stack.superset_url, stack.admin_user, stack.admin_password, uri)
+    dataset = api.get(f"/api/v1/dataset/{datasets_before['cairn_courses']}").json()["result"]
+    assert "edited by the e2e test" not in dataset["sql"]

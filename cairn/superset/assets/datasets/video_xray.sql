@@ -11,9 +11,9 @@ WITH chosen AS (
 )
 SELECT
     c.label AS video,
-    toUInt32(point.1) AS second,
-    point.2 AS unique_viewers,
-    point.3 - point.2 AS repeat_views
+    toUInt32(tupleElement(counts, 1)) AS second,
+    tupleElement(counts, 2) AS unique_viewers,
+    tupleElement(counts, 3) - tupleElement(counts, 2) AS repeat_views
 FROM (
     -- per video: the changes per second, turned into counts for every second 0 .. duration
     SELECT course_id, video_id, max(second) AS seconds,
@@ -70,6 +70,6 @@ FROM (
 ) AS v
 ARRAY JOIN arrayZip(range(v.seconds),
                     arrayCumSum(arrayMap(k -> v.viewer_steps[k], range(v.seconds))),
-                    arrayCumSum(arrayMap(k -> v.view_steps[k], range(v.seconds)))) AS point
+                    arrayCumSum(arrayMap(k -> v.view_steps[k], range(v.seconds)))) AS counts
 INNER JOIN chosen AS c ON c.course_id = v.course_id AND c.block_id = v.video_id
 ORDER BY video, second

@@ -67,12 +67,12 @@ def test_secrets_are_masked_and_listed():
 
 
 def test_settings_hook_adds_a_validated_setting(tmp_path):
-    extra = Setting("superset.port", 8088, int, "port of the Superset layer")
+    extra = Setting("example_plugin.port", 8088, int, "port of an example plugin")
     hooks.SETTINGS.add(extra)
     try:
-        cfg = load_config(None, environ={"CAIRN_SUPERSET_PORT": "9999"})
-        assert cfg["superset.port"] == 9999 and cfg.origins["superset.port"] == "CAIRN_SUPERSET_PORT"
+        cfg = load_config(None, environ={"CAIRN_EXAMPLE_PLUGIN_PORT": "9999"})
+        assert cfg["example_plugin.port"] == 9999 and cfg.origins["example_plugin.port"] == "CAIRN_EXAMPLE_PLUGIN_PORT"
     finally:
         hooks.SETTINGS.remove(extra)
     with pytest.raises(ConfigError, match="unknown setting"):
-        load_config(None, {"superset.port": 1}, environ={})
+        load_config(None, {"example_plugin.port": 1}, environ={})

@@ -58,9 +58,10 @@ def import_command(
 ) -> None:
     """Import (or update in place) Cairn's dashboards, charts and datasets into a running Superset."""
     from cairn.superset.operations import import_into_running
+    from cairn.superset.setup import summary
 
     report = import_into_running(state(ctx).config, url, user, password)
-    console.print(f"dashboards imported: {escape(json.dumps(report, default=str))}", highlight=False)
+    console.print(f"dashboards imported: {escape(summary(report))}", highlight=False)
 
 
 @superset_app.command("create-login")

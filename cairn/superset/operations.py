@@ -11,7 +11,7 @@ from cairn.superset.home import admin_password_file, log_path
 from cairn.superset.logins import create_login
 from cairn.superset.server import answers, exec_server, free_port, start_server, wait_until_answering
 from cairn.superset.settings import SupersetSettings, superset_settings
-from cairn.superset.setup import Initialised, import_dashboards, initialise
+from cairn.superset.setup import Initialised, import_dashboards, initialise, summary
 from cairn.superset.venv import executable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +42,7 @@ def setup(config: "Config", import_assets: bool = True, say: Callable[[str], Non
         report = import_dashboards(settings)
     else:
         report = _import_with_temporary_server(settings, say)
-    say("this Cairn has no dashboards to import yet" if report is None else f"dashboards imported: {report}")
+    say("this Cairn has no dashboards to import yet" if report is None else f"dashboards imported: {summary(report)}")
 
 
 def _import_with_temporary_server(settings: SupersetSettings, say: Callable[[str], None]) -> dict | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 from cairn.errors import CairnError
 from cairn.superset.home import admin_password_file, log_path
 from cairn.superset.settings import SupersetSettings, superset_settings
-from cairn.superset.setup import Initialised, import_dashboards, initialise
+from cairn.superset.setup import Initialised, import_dashboards, initialise, summary
 from cairn.superset.server import free_port, start_server, wait_until_answering
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,7 +93,7 @@ class SupersetPart:
         if report is None:
             self.say("note: this Cairn has no dashboards to import yet")
         else:
-            self.say(f"dashboards imported: {_summary(report)}")
+            self.say(f"dashboards imported: {summary(report)}")
 
     def _announce(self) -> None:
         settings = self.settings
@@ -102,7 +102,3 @@ class SupersetPart:
             self.say(f"  admin password (shown once; Cairn keeps it in {admin_password_file(settings)} "
                      f"for its dashboard imports): {self._initialised.new_admin_password}")
 
-
-def _summary(report: dict) -> str:
-    parts = [f"{value} {key}" for key, value in report.items() if isinstance(value, (int, str)) and key != "url"]
-    return ", ".join(parts) or "done"

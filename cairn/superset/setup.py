@@ -123,3 +123,10 @@ def import_dashboards(settings: SupersetSettings, base_url: str | None = None, u
         raise CairnError("no admin password to import the dashboards with: set superset.admin_password "
                          "(or give --password)")
     return dashboards.import_dashboards(base_url or settings.url, username, password, database_uri(settings))
+
+
+def summary(report: dict) -> str:
+    """What an import reported, in words: "5 dashboards, 53 charts, ..."."""
+    parts = [f"{value:,} {key.replace('_', ' ')}" if isinstance(value, int) else f"{key} {value}"
+             for key, value in report.items() if isinstance(value, (int, str)) and key != "url"]
+    return ", ".join(parts) or "done"

@@ -86,7 +86,7 @@ def dataset_config(sources: Sources, dataset: DatasetSource) -> dict[str, Any]:
     """One virtual dataset: the macros and the dataset's SQL, its columns, no cache override."""
     columns = [{
         "column_name": column.name,
-        "verbose_name": None,
+        "verbose_name": column.name.replace("_", " ").capitalize(),
         "is_dttm": column.is_temporal,
         "is_active": True,
         "type": column.type,

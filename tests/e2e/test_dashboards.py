@@ -87,7 +87,8 @@ def test_dashboard_renders_every_chart_with_data(stack, slug):
     api = stack.api()
     charts = dashboard_charts(api, slug)
     assert len(charts) >= 6, charts
-    with stack.browser_page(width=1600, height=1200) as page:
+    # Tall enough for every chart to be in view: Superset draws only the charts in view.
+    with stack.browser_page(width=1600, height=3400) as page:
         answers = open_dashboard(page, stack.superset_url, slug, charts)
         assert problems_of(answers, charts) == []
         # Rendered, not only answered: no chart shows an error or is still loading.
@@ -96,9 +97,13 @@ def test_dashboard_renders_every_chart_with_data(stack, slug):
         assert page.locator(".dashboard-component-chart-holder [role=alert]").count() == 0
         holders = page.locator(".dashboard-component-chart-holder")
         assert holders.count() == len(charts)
-        time.sleep(1.5)  # ECharts animates
+        page.evaluate("window.scrollTo(0, 0)")
+        time.sleep(2)  # ECharts animates
         IMAGES.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(IMAGES / f"dashboard-{slug}.png"), full_page=True)
+        height = page.evaluate("document.querySelector('.grid-container, .dashboard-content') ? "
+                               "Math.min(3400, document.documentElement.scrollHeight) : 3400")
+        page.screenshot(path=str(IMAGES / f"dashboard-{slug}.png"),
+                        clip={"x": 0, "y": 0, "width": 1600, "height": height})
 
 
 def test_dashboards_refresh_themselves(stack):
@@ -118,8 +123,9 @@ def test_reimport_updates_a_changed_chart_in_place(stack, tmp_path):
     from cairn.superset.sources import ASSETS
 
     api = stack.api()
-    database = api.get(f"/api/v1/database/{stack.cairn_database_id()}").json()["result"]
-    uri = database["sqlalchemy_uri"]
+    connection = api.get(f"/api/v1/database/{stack.cairn_database_id()}/connection")
+    assert connection.status_code == 200, connection.text[:300]
+    uri = connection.json()["result"]["sqlalchemy_uri"]  # the placeholder user: no password to mask
 
     def state() -> tuple[dict, dict]:
         charts = api.get("/api/v1/chart/", params={"q": "(page_size:1000)"}).json()["result"]

@@ -9,7 +9,9 @@ set: after each insert returns (the lines are queryable from then on) it logs th
 end offset and the time. Latency of a line = time its insert returned - time it was
 written. A second, independent measure comes from the datalake after the run:
 ``inserted_at - time`` per event (the views stamp ``inserted_at`` during the insert).
-Peak memory of the collector process is sampled from /proc every 50 ms.
+Peak memory of the collector process is sampled from /proc every 50 ms, and its CPU
+time (user + system, /proc/<pid>/stat) is read when the writer starts and once all is delivered: the
+collector's CPU per 1,000 events/s is the CPU seconds it spent per 1,000 events.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ from bench_backfill import memory_of  # noqa: E402
 from generate import EventGenerator  # noqa: E402
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads, the embedded engine included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -87,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     writes: list[tuple[int, float, int]] = []  # (end offset, time written, lines)
     offset = 0
     started = time.time()
+    cpu_at_start = cpu_seconds(collector.pid)
     tick = 0
     with open(log, "ab", buffering=0) as out:
         while True:
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if ends and ends[-1] >= offset:
             break
         time.sleep(0.2)
+    collector_cpu = cpu_seconds(collector.pid) - cpu_at_start  # every event delivered (or the wait timed out)
     collector.send_signal(signal.SIGTERM)
     collector.wait(timeout=60)
     sampling.clear()
@@ -150,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     count, distinct, quantiles = stored.split("\t")
     print(f"datalake: {int(count):,} events ({int(distinct):,} distinct offsets); inserted_at - time p50/p95/p99 (ms): "
           f"{quantiles}")
+    print(f"collector CPU from the first write to the last delivery: {collector_cpu:.1f} s for {total_lines:,} events "
+          f"= {collector_cpu / (total_lines / 1000):.3f} s per 1,000 events (cores per 1,000 events/s sustained)")
     print(f"collector peak memory: RSS {peaks['VmRSS'] / 1024:,.0f} MB = private (anonymous) "
           f"{peaks['RssAnon'] / 1024:,.0f} MB + mapped files (libraries; chDB alone maps ~265 MB) {peaks['RssFile'] / 1024:,.0f} MB")
     ok = int(count) == int(distinct) == total_lines

@@ -1,7 +1,8 @@
 """Exactly-once delivery of a file's lines: checkpoint rows, intents and commits.
 
-Protocol (see docs/collector.md). A file is a *stream* named by its fingerprint
-(hash of its first line). Its checkpoint row in ``_checkpoints`` says ``offset``
+Protocol (see docs/collector.md). A file is a *stream*, named by the hash of its
+first line (``~2``, ``~3``... appended for other files sharing that first line: see
+``identity.py``). Its checkpoint row in ``_checkpoints`` says ``offset``
 (every byte before it is in the datalake) and ``pending_end`` (the range
 ``offset..pending_end`` may or may not be). Per chunk:
 
@@ -29,6 +30,7 @@ from cairn.engine import sql_identifier
 from cairn.errors import EngineError, EngineUnavailable
 from cairn.ingest.chunks import Chunk
 from cairn.ingest.encoding import encode_chunk
+from cairn.ingest.files import anchor_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import Engine
@@ -71,6 +73,7 @@ class Checkpoint:
     source: str = ""
     size: int = 0
     updated_at: datetime | None = None
+    anchor: str = ""  # hash of the file's bytes just before `offset` ("" at 0 and in rows older than it)
 
     @property
     def has_intent(self) -> bool:
@@ -103,18 +106,30 @@ class Checkpoints:
     def read(self, fp: str) -> Checkpoint:
         """The latest checkpoint row of a stream."""
         rows = self.engine.query_rows(
-            f"SELECT argMax(offset, updated_at), argMax(pending_end, updated_at), argMax(source, updated_at), "
-            f"argMax(size, updated_at), max(updated_at), argMax(pending_cuts, updated_at) FROM {self.table} "
-            "WHERE fingerprint = {fp:String} HAVING count() > 0", {"fp": fp})
-        if not rows:
-            return Checkpoint(fp)
-        offset, pending_end, source, size, updated_at, cuts = rows[0]
+            f"SELECT {self._LATEST} FROM {self.table} WHERE fingerprint = {{fp:String}} "
+            "GROUP BY fingerprint", {"fp": fp})
+        return self._checkpoint(rows[0]) if rows else Checkpoint(fp)
+
+    _LATEST = ("fingerprint, argMax(offset, updated_at), argMax(pending_end, updated_at), argMax(source, updated_at), "
+               "argMax(size, updated_at), max(updated_at), argMax(pending_cuts, updated_at), "
+               "argMax(anchor, updated_at)")
+
+    def _checkpoint(self, row: tuple) -> Checkpoint:
+        fp, offset, pending_end, source, size, updated_at, cuts, anchor = row
         if updated_at is not None:
             if updated_at.tzinfo is None:
                 updated_at = updated_at.replace(tzinfo=timezone.utc)
             self._last_time = max(self._last_time, updated_at.timestamp())
         return Checkpoint(fp, int(offset), int(pending_end), [int(c) for c in cuts], source, int(size),
-                          updated_at)
+                          updated_at, anchor)
+
+    def sharing_first_line(self, head: str) -> list[Checkpoint]:
+        """The streams named after first-line hash ``head`` (``head``, ``head~2``, ...), in name order."""
+        rows = self.engine.query_rows(
+            f"SELECT {self._LATEST} FROM {self.table} WHERE fingerprint = {{head:String}} "
+            "OR startsWith(fingerprint, {prefix:String}) GROUP BY fingerprint ORDER BY fingerprint",
+            {"head": head, "prefix": head + "~"})
+        return [self._checkpoint(row) for row in rows]
 
     def _now(self) -> datetime:
         # Strictly increasing timestamps, so that argMax never sees a tie between an
@@ -125,14 +140,16 @@ class Checkpoints:
         return datetime.fromtimestamp(now, timezone.utc)
 
     def write(self, fp: str, source: str, offset: int, pending_end: int, size: int,
-              cuts: Iterable[int] = ()) -> None:
-        """Append a checkpoint row (durable once this returns)."""
-        self.engine.insert(self.table, [[fp, source, offset, max(pending_end, offset), list(cuts), size, self._now()]],
-                           ["fingerprint", "source", "offset", "pending_end", "pending_cuts", "size", "updated_at"])
+              cuts: Iterable[int] = (), anchor: str = "") -> None:
+        """Append a checkpoint row (durable once this returns); ``anchor``: see :class:`Checkpoint`."""
+        self.engine.insert(self.table, [[fp, source, offset, max(pending_end, offset), list(cuts), size, self._now(),
+                                         anchor]],
+                           ["fingerprint", "source", "offset", "pending_end", "pending_cuts", "size", "updated_at",
+                            "anchor"])
 
-    def set(self, fp: str, source: str, offset: int, size: int) -> None:
+    def set(self, fp: str, source: str, offset: int, size: int, anchor: str = "") -> None:
         """Commit ``offset`` with no pending range."""
-        self.write(fp, source, offset, offset, size)
+        self.write(fp, source, offset, offset, size, anchor=anchor)
 
 
 @contextmanager
@@ -165,18 +182,23 @@ class Stream:
         self.sent_end = 0  # end of the last chunk whose insert returned
         self.size = 0
         self.dirty = False  # a chunk was sent since the last checkpoint row that commits it
+        self.anchor = ""  # anchor of `sent_end`: the file's bytes before it (see identity.py)
 
     def open(self, reader: Callable[[int, int], Iterable[Chunk]] | None = None) -> int:
         """Load the checkpoint; replay a pending range with ``reader(start, end)``. Returns the offset."""
         cp = self.loader.checkpoints.read(self.fp)
         self.offset = self.sent_end = cp.offset
         self.size = cp.size
+        self.anchor = cp.anchor
         if cp.has_intent and reader is not None:
             # Each chunk of the interrupted group again, with its own token.
             for start, end in cp.pending_ranges():
-                encoded = [encode_chunk(self.source, c) for c in reader(start, end)]
+                chunks = list(reader(start, end))
+                encoded = [encode_chunk(self.source, c) for c in chunks]
                 with self._failure(start, end):
                     self.loader.insert_encoded(encoded, chunk_token(self.fp, start, end))
+                if chunks:
+                    self.anchor = anchor_of(chunks[-1].tail)
             self.sent_end = cp.pending_end
             self.dirty = True
             self.commit(max(self.size, cp.pending_end))
@@ -192,12 +214,13 @@ class Stream:
             raise RuntimeError(f"chunk starts at {chunk.start}, stream is at {self.sent_end}")
         self.size = max(size, chunk.end)
         # The intent row commits the previous chunk (offset = its end) and announces this one.
-        self.loader.checkpoints.write(self.fp, self.source, chunk.start, chunk.end, self.size)
+        self.loader.checkpoints.write(self.fp, self.source, chunk.start, chunk.end, self.size, anchor=self.anchor)
         with self._failure(chunk.start, chunk.end):
             self.loader.insert_encoded([encoded if encoded is not None else encode_chunk(self.source, chunk)],
                                        chunk_token(self.fp, chunk.start, chunk.end))
         self.offset = chunk.start
         self.sent_end = chunk.end
+        self.anchor = anchor_of(chunk.tail)
         self.dirty = True
 
     def send_group(self, chunks: list[Chunk], encoded: list[bytes], size: int) -> None:
@@ -213,11 +236,12 @@ class Stream:
         start, end = chunks[0].start, chunks[-1].end
         self.size = max(size, end)
         self.loader.checkpoints.write(self.fp, self.source, start, end, self.size,
-                                      cuts=[c.end for c in chunks[:-1]])
+                                      cuts=[c.end for c in chunks[:-1]], anchor=self.anchor)
         with self._failure(start, end):
             self.loader.insert_parallel([(data, chunk_token(self.fp, c.start, c.end))
                                          for c, data in zip(chunks, encoded)])
         self.offset, self.sent_end, self.dirty = start, end, True
+        self.anchor = anchor_of(chunks[-1].tail)
 
     def _failure(self, start: int, end: int):
         """The insert of ``start..end`` (bytes of this stream's source): see :func:`insert_failures`."""
@@ -228,6 +252,6 @@ class Stream:
         if size is not None:
             self.size = max(size, self.sent_end)
         if self.dirty:
-            self.loader.checkpoints.set(self.fp, self.source, self.sent_end, self.size)
+            self.loader.checkpoints.set(self.fp, self.source, self.sent_end, self.size, anchor=self.anchor)
             self.offset = self.sent_end
             self.dirty = False

@@ -19,7 +19,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from cairn.ingest.files import open_log
+from cairn.ingest.files import ANCHOR_BYTES, open_log
 
 # Lines longer than this are cut to this many bytes before they are sent (the
 # classifier quarantines anything over 1 MiB anyway): memory stays bounded whatever
@@ -40,6 +40,7 @@ class Chunk:
     end: int
     data: bytes
     count: int = -1  # lines, when `data` was dropped after encoding
+    tail: bytes = b""  # the file's last ANCHOR_BYTES bytes before `end` (its identity there)
 
     @property
     def lines(self) -> int:
@@ -69,7 +70,9 @@ def cut_long_lines(chunk: Chunk, max_line: int) -> Chunk:
     lines = chunk.data.split(b"\n")[:-1]
     if all(len(line) <= max_line for line in lines):
         return chunk
-    return ExplicitChunk(chunk.start, chunk.end, chunk.data, lines, max_line)
+    explicit = ExplicitChunk(chunk.start, chunk.end, chunk.data, lines, max_line)
+    explicit.tail = chunk.tail
+    return explicit
 
 
 class LineChunker:
@@ -77,7 +80,9 @@ class LineChunker:
 
     Reads sequentially (gzip streams are never seeked backwards). Memory is bounded
     by ``batch_bytes + MAX_LINE_BYTES`` whatever the lines look like. ``stop`` makes
-    the stream end there (used to replay an exact range).
+    the stream end there (used to replay an exact range). Each chunk carries the
+    file's last ANCHOR_BYTES bytes before its end (``tail``), which identify the file
+    at that position (see ``identity.py``); they are read first when ``start > 0``.
     """
 
     def __init__(self, handle: BinaryIO, start: int, batch_bytes: int, stop: int | None = None,
@@ -91,6 +96,10 @@ class LineChunker:
         self.read_to = start  # file offset up to which bytes were read
         self._long: bytes | None = None  # prefix of an over-long line being skipped
         self._long_seen = 0
+        self._long_tail = b""  # last ANCHOR_BYTES bytes read of the over-long line
+        before = max(0, start - ANCHOR_BYTES)
+        handle.seek(before)
+        self.tail = handle.read(start - before) if start else b""  # file bytes before `position`
         handle.seek(start)
 
     def _read(self, size: int) -> bytes:
@@ -114,12 +123,14 @@ class LineChunker:
                 block = self._read(self.batch_bytes)
                 newline = block.find(b"\n")
                 if newline != -1:
-                    return self._finish_long(self.position + self._long_seen + newline + 1, block[newline + 1:])
+                    return self._finish_long(self.position + self._long_seen + newline + 1, block[newline + 1:],
+                                             self._long_tail + block[:newline + 1])
                 self._long_seen += len(block)
+                self._long_tail = (self._long_tail + block)[-ANCHOR_BYTES:]
                 if block:
                     continue
                 if final:
-                    return self._finish_long(self.position + self._long_seen, b"")
+                    return self._finish_long(self.position + self._long_seen, b"", self._long_tail)
                 return None
             # Enough whole lines already buffered: cut them without reading more.
             full = len(self.pending) >= self.batch_bytes and b"\n" in self.pending
@@ -132,7 +143,9 @@ class LineChunker:
                 newline = buffer.find(b"\n", self.max_line)
                 if newline != -1:
                     self._long_seen = 0
-                    return self._finish_long(self.position + newline + 1, buffer[newline + 1:])
+                    return self._finish_long(self.position + newline + 1, buffer[newline + 1:],
+                                             buffer[:newline + 1])
+                self._long_tail = buffer[-ANCHOR_BYTES:]
                 continue
             cut = buffer.rfind(b"\n")
             if cut == -1:
@@ -141,19 +154,26 @@ class LineChunker:
                     continue
                 if final and self.pending:
                     data, self.pending = self.pending, b""
-                    chunk = Chunk(self.position, self.position + len(data), data + b"\n")
+                    chunk = Chunk(self.position, self.position + len(data), data + b"\n", tail=self._tail(data))
                     self.position = chunk.end
                     return chunk
                 return None
             data, self.pending = buffer[:cut + 1], buffer[cut + 1:]
-            chunk = Chunk(self.position, self.position + len(data), data)
+            chunk = Chunk(self.position, self.position + len(data), data, tail=self._tail(data))
             self.position = chunk.end
             return cut_long_lines(chunk, self.max_line) if len(data) > self.max_line else chunk
 
-    def _finish_long(self, end: int, rest: bytes) -> Chunk:
+    def _tail(self, data: bytes) -> bytes:
+        """The file's last ANCHOR_BYTES bytes once ``data`` (file bytes after ``position``) is taken."""
+        self.tail = data[-ANCHOR_BYTES:] if len(data) >= ANCHOR_BYTES else (self.tail + data)[-ANCHOR_BYTES:]
+        return self.tail
+
+    def _finish_long(self, end: int, rest: bytes, last_bytes: bytes) -> Chunk:
         assert self._long is not None
-        chunk = Chunk(self.position, end, self._long + b"\n")
+        # `last_bytes`: the end of the long line as read (the line itself is not kept whole).
+        chunk = Chunk(self.position, end, self._long + b"\n", tail=self._tail(last_bytes))
         self.position, self._long, self._long_seen, self.pending = end, None, 0, rest
+        self._long_tail = b""
         return chunk
 
     @property
@@ -205,7 +225,7 @@ def prefetch(handle: BinaryIO, start: int, batch_bytes: int, encode: Callable[[C
                 if chunk is None:
                     break
                 # Keep only the encoded rows: the raw bytes are not needed any more.
-                item = (Chunk(chunk.start, chunk.end, b"", chunk.lines), encode(chunk))
+                item = (Chunk(chunk.start, chunk.end, b"", chunk.lines, chunk.tail), encode(chunk))
                 while not stop.is_set():
                     try:
                         out.put(item, timeout=0.1)

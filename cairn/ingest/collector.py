@@ -13,8 +13,10 @@ is followed by its open descriptor, so log rotation never loses data:
   and the truncation are read from the copy, found next to the file by fingerprint
   (plain or gzip); then the truncated file is followed from 0 as new content.
 
-Files are identified by (device, inode) while open and by content fingerprint in
-the checkpoints, so a rotated copy matched by a glob is never read twice.
+Files are identified by (device, inode) while open and by their stream name in the
+checkpoints (first line, then the bytes before the position loaded: ``identity.py``),
+so a rotated copy matched by a glob is never read twice, and a different file that
+starts with the same line is a stream of its own.
 
 Standard input (``-``) is read as described in ``stdin.py``. What the collector is
 doing is published in ``collector.json`` (``collector_state.py``) for `cairn status`
@@ -39,7 +41,9 @@ from cairn.ingest.checkpoints import InsertFailed, Stream
 from cairn.ingest.chunks import Chunk, LineChunker, chunks_of_range
 from cairn.ingest.collector_state import state_path, write_state
 from cairn.ingest.encoding import encode_chunk
-from cairn.ingest.files import FINGERPRINT_BYTES, fingerprint, fingerprint_of_head, is_gzip, open_followed
+from cairn.ingest.files import (FINGERPRINT_BYTES, anchor_of, fingerprint, fingerprint_of_head, is_gzip,
+                                open_followed, read_window, window_before)
+from cairn.ingest.identity import first_line_of, resolve_stream
 from cairn.ingest.loader import Loader
 from cairn.ingest.reserve import DiskReserve, disk_reserve
 from cairn.ingest.stdin import StdinSource
@@ -301,18 +305,22 @@ class Collector:
     def _open(self, path: str, identity: tuple[int, int], st: os.stat_result) -> None:
         try:
             compressed = is_gzip(path)
-            if compressed:
-                fp = fingerprint(path, complete=True)
-                head = b""
-            else:
-                with open(path, "rb") as probe:
-                    head = probe.read(FINGERPRINT_BYTES)
-                fp = fingerprint_of_head(head, complete=False)
+            with open_followed(path, compressed) as probe:
+                head = probe.read(FINGERPRINT_BYTES)
+            first_line_hash = fingerprint_of_head(head, complete=compressed)
         except (OSError, EOFError) as exc:
             log.debug("cannot read %s yet: %s", path, exc)
             return
-        if fp is None:
+        if first_line_hash is None:
             return  # empty, or first line not finished: look again next cycle
+        newline = head.find(b"\n")
+        first_line = head[:newline + 1] if newline != -1 else head
+        try:
+            fp = self._retry(lambda: self._stream_name(path, compressed, first_line_hash,
+                                                       len(first_line) if compressed else None))
+        except (OSError, EOFError) as exc:
+            log.debug("cannot read %s yet: %s", path, exc)
+            return
         if fp in self._active_fps():
             # The same content is already being read through another name
             # (a rotated copy of the followed file): one reader per content.
@@ -323,8 +331,8 @@ class Collector:
             return
         source = path
         stream = Stream(self.loader, fp, source)
-        newline = head.find(b"\n")
-        first_line = head[:newline + 1] if newline != -1 else head
+        if compressed:
+            first_line = b""  # a compressed file is never truncated under us: nothing to compare
         fd_path = f"/proc/self/fd/{handle.fileno()}" if not compressed else path
 
         def reopen() -> BinaryIO:
@@ -340,6 +348,12 @@ class Collector:
             self.echo(f"following {path} from byte {start:,}")
         else:
             self.echo(f"following {path}")
+
+    def _stream_name(self, path: str, compressed: bool, first_line_hash: str, first_line_bytes: int | None) -> str:
+        """Which stream the file at ``path`` is (see ``identity.py``); streams open here count as taken."""
+        with open_followed(path, compressed) as handle:
+            return resolve_stream(self.loader.checkpoints, first_line_hash, lambda offset: read_window(handle, offset),
+                                  first_line_bytes, taken=self._active_fps())
 
     def _read_files(self) -> bool:
         busy = False
@@ -464,11 +478,22 @@ class Collector:
                 st = os.stat(candidate)
                 if (st.st_dev, st.st_ino) == (followed.dev, followed.ino) or not os.path.isfile(candidate):
                     continue
-                if fingerprint(candidate) == followed.fp:
+                if self._is_copy(candidate, followed):
                     return candidate
             except (OSError, EOFError):
                 continue
         return None
+
+    @staticmethod
+    def _is_copy(candidate: str, followed: Followed) -> bool:
+        """True when ``candidate`` holds the followed stream's content up to where it was read."""
+        if fingerprint(candidate) != first_line_of(followed.fp):
+            return False
+        stream = followed.stream
+        if stream.sent_end == 0 or not stream.anchor:
+            return True
+        window = window_before(candidate, stream.sent_end)
+        return window is not None and anchor_of(window) == stream.anchor
 
     def _close(self, identity: tuple[int, int], followed: Followed) -> None:
         self._retry(lambda: followed.stream.commit(followed.stream.sent_end))

@@ -3,10 +3,10 @@
 Only regular files are loaded (``loadable_file``): a FIFO or a device cannot be
 read again from a checkpoint, and opening a FIFO blocks until a writer comes.
 
-A file is identified by its *fingerprint*: a hash of its first line. The first
-line of a log never changes once written, and survives renames and compression,
-so a rotated ``tracking.log.1.gz`` is recognised as the file that was
-``tracking.log``.
+A file's *fingerprint* is a hash of its first line: the first line of a log never
+changes once written, and survives renames and compression. It only finds the
+candidates; which stream a file is, among those sharing its first line, is decided by
+its bytes before the position loaded (``identity.py``, ``window_before``).
 
 Besides JSON lines, a file may be one JSON document holding one event, a list of
 events or an object of events (event-routing-backends fixtures; both the on-disk
@@ -29,6 +29,8 @@ from cairn.errors import CairnError
 
 GZIP_MAGIC = b"\x1f\x8b"
 FINGERPRINT_BYTES = 4096
+ANCHOR_BYTES = 4096
+"""How many bytes before a checkpoint's position identify the file there (see ``identity.py``)."""
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
 
@@ -161,15 +163,35 @@ def fingerprint_of_head(head: bytes, complete: bool = True) -> str | None:
 
 
 def fingerprint(path: Path | str, complete: bool = True) -> str | None:
-    """Identity of a log file's content: a hash of its first line (None when empty).
+    """A hash of a log file's first line (None when empty): the key of the streams it may be.
 
     The first line of a log never changes once written, and survives renames and
-    compression, so a rotated ``tracking.log.1.gz`` is recognised as the file that
-    was ``tracking.log``.
+    compression; files that share it are told apart by ``identity.resolve_stream``.
     """
     with open_log(path) as handle:
         head = handle.read(FINGERPRINT_BYTES)
     return fingerprint_of_head(head, complete)
+
+
+def anchor_of(window: bytes) -> str:
+    """The stored form of the bytes before a position (empty for position 0)."""
+    return hashlib.sha256(window).hexdigest()[:32] if window else ""
+
+
+def window_before(path: Path | str, offset: int) -> bytes | None:
+    """The (decompressed) bytes ``offset - ANCHOR_BYTES .. offset`` of a file; None when it is shorter."""
+    with open_log(path) as handle:
+        return read_window(handle, offset)
+
+
+def read_window(handle: BinaryIO, offset: int) -> bytes | None:
+    """``window_before`` on an open file (its position moves)."""
+    start = max(0, offset - ANCHOR_BYTES)
+    handle.seek(start)
+    window = handle.read(offset - start)
+    if len(window) < offset - start:
+        return None
+    return window
 
 
 def document_fingerprint(content: bytes) -> str:

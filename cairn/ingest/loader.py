@@ -30,8 +30,9 @@ from cairn.ingest.batching import REALTIME_BATCH_BYTES, backfill_batch_bytes
 from cairn.ingest.checkpoints import Checkpoints, InsertFailed, Stream, insert_failures
 from cairn.ingest.chunks import Chunk, chunks_of_range, prefetch
 from cairn.ingest.encoding import INGEST_COLUMNS, encode_chunk, encode_events
-from cairn.ingest.files import (document_events, document_fingerprint,
-                                fingerprint, loadable_file, open_log)
+from cairn.ingest.files import (FINGERPRINT_BYTES, document_events, document_fingerprint,
+                                fingerprint, loadable_file, open_log, read_window)
+from cairn.ingest.identity import resolve_stream
 from cairn.ingest.reserve import DiskReserve, disk_reserve
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,15 +133,15 @@ class Loader:
         source = str(path.resolve())
         result = LoadResult(source)
         try:
-            fp = fingerprint(path)
-            if fp is None:
+            head = fingerprint(path)
+            if head is None:
                 return result
             self._check_reserve()  # also before the replay of an interrupted range
             documents = document_events(path)
             if documents is not None:
                 self._load_document(path, source, documents, result, progress)
             else:
-                self._load_lines(path, source, fp, result, progress, lines)
+                self._load_lines(path, source, self.stream_name(path, head), result, progress, lines)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise CairnError(f"{path}: cannot read: {exc}") from None
         except InsertFailed as exc:
@@ -149,6 +150,14 @@ class Loader:
             self.warn(warning)
         result.counts = self.counts(source)
         return result
+
+    def stream_name(self, path: Path, head: str) -> str:
+        """Which stream the file is, among those sharing its first line (see ``identity.py``)."""
+        with open_log(path) as handle:
+            first = handle.read(FINGERPRINT_BYTES)
+            newline = first.find(b"\n")
+            return resolve_stream(self.checkpoints, head, lambda offset: read_window(handle, offset),
+                                  newline + 1 if newline != -1 else len(first))
 
     def _load_lines(self, path: Path, source: str, fp: str, result: LoadResult,
                     progress: ProgressCallback | None, lines: Callable[[int], None] | None) -> None:

@@ -17,15 +17,18 @@ class FakeCheckpoints:
     def __init__(self, current: Checkpoint):
         self.current = current
         self.log: list[tuple] = []
+        self.anchors: list[tuple[int, str]] = []  # (offset, anchor) of every row written
 
     def read(self, fp: str) -> Checkpoint:
         return self.current
 
-    def write(self, fp, source, offset, pending_end, size, cuts=()):
+    def write(self, fp, source, offset, pending_end, size, cuts=(), anchor=""):
         self.log.append(("intent", offset, max(pending_end, offset), list(cuts), size))
+        self.anchors.append((offset, anchor))
 
-    def set(self, fp, source, offset, size):
+    def set(self, fp, source, offset, size, anchor=""):
         self.log.append(("commit", offset, size))
+        self.anchors.append((offset, anchor))
 
 
 class FakeLoader:
@@ -103,3 +106,15 @@ def test_pending_ranges_and_tokens():
     assert not Checkpoint("fp", 5, 5).has_intent
     assert Checkpoint("fp", 0, 9, cuts=[3, 6]).pending_ranges() == [(0, 3), (3, 6), (6, 9)]
     assert chunk_token("abc", 3, 9) == "abc:3:9"
+
+
+def test_every_row_records_the_anchor_of_its_offset():
+    from cairn.ingest.files import anchor_of
+
+    loader = FakeLoader(Checkpoint("fp"))
+    stream = Stream(loader, "fp", "src")
+    stream.open()
+    stream.send(Chunk(0, 4, b"one\n", tail=b"one\n"), 8)
+    stream.send(Chunk(4, 8, b"two\n", tail=b"one\ntwo\n"), 8)
+    stream.commit()
+    assert loader.checkpoints.anchors == [(0, ""), (4, anchor_of(b"one\n")), (8, anchor_of(b"one\ntwo\n"))]

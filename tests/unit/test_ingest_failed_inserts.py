@@ -22,9 +22,9 @@ class FailingLoader:
         self.error, self.log = error, []
         self.checkpoints = SimpleNamespace(
             read=lambda fp: Checkpoint(fp),
-            write=lambda fp, source, offset, pending_end, size, cuts=(): self.log.append(("intent", offset,
+            write=lambda fp, source, offset, pending_end, size, cuts=(), anchor="": self.log.append(("intent", offset,
                                                                                           pending_end)),
-            set=lambda fp, source, offset, size: self.log.append(("commit", offset)))
+            set=lambda fp, source, offset, size, anchor="": self.log.append(("commit", offset)))
 
     def insert_encoded(self, buffers, token):
         if self.error:

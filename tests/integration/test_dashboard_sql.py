@@ -237,7 +237,7 @@ def test_the_sql_superset_regenerates_gives_the_same_rows(lake):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     for name, regenerated in json.loads(done.stdout).items():
-        if name in MAY_BE_EMPTY:
+        if name in MAY_BE_EMPTY or name == "ingestion":  # ingestion: seconds since the last line, read twice
             continue
         original = sorted(map(repr, client.query(rendered[name]).result_rows))
         assert sorted(map(repr, client.query(regenerated).result_rows)) == original, name

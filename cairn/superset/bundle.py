@@ -334,7 +334,8 @@ def native_filters(dashboard: DashboardSource, sources: Sources, time_datasets: 
         elif key == "video":
             built.append(select(key, "Video", "videos", "video", ["org", "course"], multi=False))
         elif key == "learner":
-            built.append(select(key, "Learner", "learners", "username", ["org", "course"], multi=False, first=True))
+            # no value: the datasets show the most active learner (macro learner())
+            built.append(select(key, "Learner", "learners", "username", ["org", "course"], multi=False))
         elif key == "date":
             built.append({
                 "id": _filter_id(dashboard, key), "name": "Date range", "filterType": "filter_time",

@@ -41,3 +41,12 @@ concat(leftPad(toString({{ b }}.section_index), 2, '0'), '.', toString({{ b }}.s
 {%- macro block_label(b) -%}
 concat(leftPad(toString({{ b }}.section_index), 2, '0'), '.', toString({{ b }}.subsection_index), '.', toString({{ b }}.unit_index), ' ', {{ b }}.display_name)
 {%- endmacro -%}
+
+{#- The Learner filter; without a value, the learner with the most events in the filtered courses, so
+    the individual dashboards always show someone. -#}
+{%- macro learner(col='username') -%}
+{%- set names = filter_values('username', remove_filter=True) -%}
+{%- if names %} AND {{ col }} IN {{ names|where_in }}
+{%- else %} AND {{ col }} = (SELECT username FROM events WHERE username != '' AND user_id > 0 AND course_id != '' {{ scope() }} GROUP BY username ORDER BY count() DESC, username LIMIT 1)
+{%- endif -%}
+{%- endmacro -%}

@@ -40,4 +40,4 @@ FROM (
     )
     WINDOW course AS (PARTITION BY course_id), course_section AS (PARTITION BY course_id, section)
 )
-WHERE 1 {{ chosen('username', 'username') }}
+WHERE 1 {{ learner('username') }}

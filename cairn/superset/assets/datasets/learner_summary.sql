@@ -41,4 +41,4 @@ FROM (
     ) AS t ON t.course_id = e.course_id
     WHERE e.username != '' {{ scope('e.course_id', 'e.org') }}
 )
-WHERE 1 {{ chosen('username', 'username') }}
+WHERE 1 {{ learner('username') }}

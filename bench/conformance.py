@@ -16,7 +16,7 @@ of the installed version when it exists; never committed here). The script
    (``CAUSES``: an engine limit of chDB, or the server's), with the unknown ones last.
 
 Exit status 0 when no failure is left unexplained (every one matches a known engine
-limit), 1 otherwise.
+limit, a documented choice or a missing part of the environment), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ REQUIREMENTS = ["pytest", "pytest-asyncio", "pytest-mock", "pytest-dotenv", "pyt
 
 # Known causes of failures: (label, kind, pattern on "test id + failure text").
 # kind "engine": a limit of the embedded engine (chDB) or of a single-user server, listed
-# in docs/conformance.md; kind "environment": the test needs something this run has not.
+# in docs/conformance.md; "choice": cairn serve differs from ClickHouse on purpose
+# (docs/serve.md); "environment": the test needs something this run has not.
 CAUSES: list[tuple[str, str, str]] = [
     ("no users, roles or row policies (chDB has no access control; cairn's users are its own)", "engine",
      r"test_show_row_policies|test_role_setting|show_policies|SHOW ROW POLICIES|ACCESS_ENTITY|UNKNOWN_ROLE"
@@ -56,6 +57,17 @@ CAUSES: list[tuple[str, str, str]] = [
      r"retry_on_connection_reset|test_proxy|PROXY"),
     ("TLS tests need a TLS endpoint (cairn serve speaks plain HTTP; put a proxy in front)", "environment",
      r"test_tls"),
+    ("SHOW CREATE of a system table: chDB keeps no metadata for system tables", "engine",
+     r"There is no metadata of table \w+ in database system"),
+    ("chDB's Native output is protocol revision 0: client_protocol_version cannot reach it, so DateTime "
+     "columns lose their zone in the type name", "engine", r"test_protocol_version|test_local_timezones"),
+    ("the analyzer cannot be disabled in ClickHouse 26.9 (the engine's version), whatever the server",
+     "engine", r"Setting 'enable_analyzer' cannot be disabled"),
+    ("choice: the default database is openedx, not default (docs/serve.md)", "choice", r"test_none_database"),
+    ("choice: serve.workers (the cores) statements compute at once; 10 concurrent sleep(0.1) take over 0.5 s",
+     "choice", r"test_async_features::test_concurrent_queries\b"),
+    ("the suite's test code does not run with the pandas installed (pd.Timestamp's nanosecond argument)",
+     "environment", r"tzinfo argument must be None or of a tzinfo subclass, not type 'int'"),
 ]
 
 
@@ -103,8 +115,9 @@ def run_suite(repo: Path, python: Path, info: dict, workers: int, select: str | 
     env = {**os.environ,
            "CLICKHOUSE_CONNECT_TEST_HOST": info["host"], "CLICKHOUSE_CONNECT_TEST_PORT": str(info["port"]),
            "CLICKHOUSE_CONNECT_TEST_USER": info["user"], "CLICKHOUSE_CONNECT_TEST_PASSWORD": info["password"],
-           "CLICKHOUSE_CONNECT_TEST_DOCKER": "False", "CLICKHOUSE_CONNECT_TEST_DATABASE": "cc_conformance",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "CLICKHOUSE_CONNECT_TEST_DOCKER": "False", "PYTHONDONTWRITEBYTECODE": "1"}
+    # No CLICKHOUSE_CONNECT_TEST_DATABASE: each xdist worker makes a database of its own
+    # (the tests of two workers would otherwise share table names).
     cmd = [str(python), "-m", "pytest", "tests/integration_tests", "-p", "no:cacheprovider", "-q",
            "-n", str(workers), "-o", "log_cli=false", "--timeout=300", f"--junitxml={junit}"]
     if select:

@@ -52,7 +52,8 @@ DASHBOARD = [
 ]
 STREAM_ROWS = 300_000
 STREAM = f"SELECT number, repeat('x', 100) FROM numbers({STREAM_ROWS}) SETTINGS max_block_size = 10000"
-SLOW = "SELECT sleepEachRow(0.01) FROM numbers(500) SETTINGS max_block_size = 10"
+SLOW_ROWS = 500
+SLOW = f"SELECT sleepEachRow(0.01) FROM numbers({SLOW_ROWS}) SETTINGS max_block_size = 10"
 MIX = [("dashboard", 40), ("stream", 15), ("abandon", 15), ("kill", 10), ("insert", 20)]
 
 
@@ -182,20 +183,27 @@ class Soak:
                 got += len(data)
 
     def _kill(self, http: httpx.Client) -> None:
+        """Start a 5 s query with an id, KILL it by that id; it must not deliver all its rows."""
         query_id = f"soak-{uuid.uuid4()}"
-        out: list = []
-        runner = threading.Thread(target=lambda: out.append(http.post("/", params={"query_id": query_id},
-                                                                        content=SLOW)))
+        rows: list[int] = []
+
+        def run() -> None:
+            try:
+                rows.append(http.post("/", params={"query_id": query_id}, content=SLOW).text.count("\n"))
+            except httpx.HTTPError:
+                rows.append(-1)  # killed after its first rows: the response is broken on purpose
+
+        runner = threading.Thread(target=run)
         runner.start()
-        started = time.monotonic()
-        while runner.is_alive() and time.monotonic() - started < 10:
+        killed = False
+        deadline = time.monotonic() + 30
+        while runner.is_alive() and not killed and time.monotonic() < deadline:
             answer = http.post("/", content=f"KILL QUERY WHERE query_id = '{query_id}' SYNC")
-            if answer.text.strip():
-                break
+            killed = bool(answer.text.strip())  # empty until the server runs a query with that id
             time.sleep(0.05)
-        runner.join(30)
-        if time.monotonic() - started > 4.5:  # the query alone takes 5 s
-            raise AssertionError(f"KILL did not stop {query_id}")
+        runner.join(60)
+        if not killed or not rows or rows[0] == SLOW_ROWS:
+            raise AssertionError(f"KILL did not stop {query_id} (killed: {killed}, rows: {rows})")
 
     # -- the run and the checks --------------------------------------------
     def run(self) -> dict:
@@ -257,8 +265,9 @@ def main() -> int:
     mib = 1024 * 1024
     print(f"soak: {args.clients} clients for {args.minutes:g} min against cairn serve (data in {root})")
     print("  actions done: " + ", ".join(f"{name} {soak.done[name]}" for name, _ in MIX))
-    print(f"  unexpected errors: {len(soak.errors)}")
-    for line in soak.errors[:20]:
+    kinds = Counter(line.split(":", 1)[0] for line in soak.errors)
+    print(f"  unexpected errors: {len(soak.errors)}" + "".join(f", {kind} {n}" for kind, n in kinds.items()))
+    for line in soak.errors[:10]:
         print(f"    {line}")
     print(f"  collector: {result['lines_written']} lines written, {result['events_stored']} events stored, "
           f"{result['events_distinct']} distinct offsets")

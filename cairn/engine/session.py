@@ -36,6 +36,15 @@ def split_insert_settings(statement: str) -> tuple[str, str]:
     return statement[:match.start()].strip(), statement[match.end():].strip()
 
 
+def _engine_text(sql: str) -> str | bytes:
+    """``sql`` as chDB takes it: bytes when it carries bytes that are not UTF-8 (as surrogates)."""
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError:
+        return sql.encode("utf-8", "surrogateescape")
+    return sql
+
+
 def new_query_tag() -> str:
     """A fresh marker for a statement that may be killed by ``EmbeddedSession.kill``."""
     return uuid.uuid4().hex
@@ -233,7 +242,7 @@ class EmbeddedSession:
             sql = f"{sql}\n{_query_marker(tag)}"
         try:
             with self.gate:
-                res = self._live().query(sql, fmt, params=params or None)
+                res = self._live().query(_engine_text(sql), fmt, params=params or None)
         except Exception as exc:
             raise self._error(exc) from None
         out = RawResult(res.bytes() or b"")
@@ -260,7 +269,7 @@ class EmbeddedSession:
             kill = lambda: killer.kill(tag)  # noqa: E731
         try:
             with self.gate:
-                started = self._live().send_query(sql, fmt, params=params or None)
+                started = self._live().send_query(_engine_text(sql), fmt, params=params or None)
             return RawStream(started, kill, rerun=lambda: self.execute(sql, fmt, params).data,
                              on_error=self._error, gate=self.gate)
         except Exception as exc:

@@ -17,7 +17,7 @@ from email.policy import HTTP
 from typing import TYPE_CHECKING, Mapping
 
 from cairn.engine.sql import sql_identifier
-from cairn.serve.wire import HttpError
+from cairn.serve.wire import HttpError, decode_param
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import EmbeddedSession
@@ -67,7 +67,9 @@ def parse_form(content_type: str, body: bytes) -> FormBody:
         if part.get_filename() is not None:
             files[str(name)] = payload
         else:
-            fields[str(name)] = payload.decode("utf-8", "replace")
+            # Query parameters may be binary (clickhouse-connect sends bytes escaped).
+            fields[str(name)] = decode_param(payload, "backslashreplace" if str(name).startswith("param_")
+                                             else "replace")
     return FormBody(fields, files)
 
 

@@ -192,7 +192,7 @@ class QueryPipeline:
         if split is not None:
             sql, data = split
             return _non_empty(sql), BytesBody(data)
-        return _non_empty(raw.decode("utf-8", "replace")), None
+        return _non_empty(query_text(raw)), None
 
     def _admin_statement(self, session: "EmbeddedSession", sql: str,
                          data: RequestBody | BytesBody | None) -> tuple[Statement, str]:
@@ -206,7 +206,7 @@ class QueryPipeline:
         if statement is not None and statement.inserts_body and (statement.format or not isinstance(data, BytesBody)):
             return statement, sql
         if data is not None:
-            sql = sql + "\n" + data.read_all().decode("utf-8", "replace")
+            sql = sql + "\n" + query_text(data.read_all())
         if statement is None:
             return Statement.unparsed(sql), sql
         return dataclasses.replace(statement, has_body=False), sql  # the data is in the text now
@@ -214,15 +214,16 @@ class QueryPipeline:
     # -- 2. the session --------------------------------------------------
     def _prepare(self, session: "EmbeddedSession", named: bool, principal: "Principal", database: str | None,
                  settings: dict[str, str]) -> None:
-        """The request's database and settings on the session it runs on."""
-        home = self.backend.database
-        if database and session.current_db != database:
-            session.execute(f"USE {sql_identifier(database)}")
-            session.current_db = database
-        elif not database and not named and session.current_db not in (None, home):
-            # A pooled session goes back to the datalake a previous request moved it from.
-            session.execute(f"USE {sql_identifier(home)}")
-            session.current_db = home
+        """The request's database and settings on the session it runs on.
+
+        As in ClickHouse, ``database=`` holds for its request only: a pooled session goes
+        back to the datalake, a client session to its own database (the datalake, or what
+        the client's ``USE`` chose).
+        """
+        wanted = database or (getattr(session, "session_db", None) if named else None) or self.backend.database
+        if session.current_db != wanted:
+            session.execute(f"USE {sql_identifier(wanted)}")
+            session.current_db = wanted
         self._apply_settings(session, principal, settings)
 
     @staticmethod
@@ -292,7 +293,7 @@ class QueryPipeline:
         if data is not None:
             # ClickHouse appends the body to the query text; for a read-only user that can
             # only be a SELECT, checked like any other.
-            sql = sql + "\n" + data.read_all().decode("utf-8", "replace")
+            sql = sql + "\n" + query_text(data.read_all())
         sql = with_current_user(sql, principal.name)
         default_format, params = request.default_format, request.query_params
         checked = self.server.statements.checked(
@@ -313,6 +314,10 @@ class QueryPipeline:
         # No marker on an INSERT: a comment after VALUES would be read as data.
         tag = None if statement.kind == "insert" else self.entry.tag
         result = session.execute_marked(sql, fmt, request.query_params, tag=tag)
+        if statement.kind == "use":
+            # A client session's USE lasts (the pooled sessions run it on a throwaway one).
+            session.current_db = session.execute("SELECT currentDatabase()", "TabSeparatedRaw").data.decode().strip()
+            session.session_db = session.current_db
         if statement.kind == "insert" or not result.data:
             self.respond.send_summary(result.rows_written, result.bytes_written, request.query_id,
                                       result.rows_read, result.bytes_read)
@@ -401,6 +406,13 @@ def mask_connection_details(text: str) -> str:
     for pattern, replacement in _MYSQL_DETAILS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def query_text(raw: bytes) -> str:
+    """A query body as text. Bytes that are not UTF-8 (a binary value bound into a ``$x$...$x$``
+    string, as clickhouse-connect sends them) are kept as surrogates: the engine gets them back
+    as the same bytes (``EmbeddedSession`` sends such a text as bytes)."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _non_empty(sql: str) -> str:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 _TAG_ALPHABET = string.ascii_letters + string.digits
 # ClickHouse's tag length (WriteBufferFromHTTP1ServerResponse::EXCEPTION_TAG_LENGTH).
 EXCEPTION_TAG_LENGTH = 16
+# A result still running after this long is streamed as it comes (seconds).
+STREAM_AFTER = 0.25
 
 
 def exception_block(tag: str, message: str) -> bytes:
@@ -140,14 +142,19 @@ class Responder:
 
     def send_stream(self, stream: ResultStream, fmt: str, query_id: str, started: float, encoding: str | None,
                     limit: int, wait_end: bool) -> None:
-        """A streamed result: buffered up to ``limit`` bytes (all with ``wait_end``), then chunked."""
+        """A streamed result: buffered up to ``limit`` bytes (all with ``wait_end``), then chunked.
+
+        A result still coming after ``STREAM_AFTER`` seconds is sent as it comes even when
+        small, as ClickHouse sends each block of a slow query: the client sees the rows
+        so far, and an error after them arrives in the tagged framing of a stream.
+        """
         chunks = iter(stream)
         buffered: list[bytes] = []
         size = 0
         for chunk in chunks:
             buffered.append(chunk)
             size += len(chunk)
-            if size > limit and not wait_end:
+            if not wait_end and (size > limit or time.monotonic() - started > STREAM_AFTER):
                 break
         else:
             headers = self.result_headers(fmt, query_id)

@@ -32,6 +32,7 @@ log = logging.getLogger("cairn.serve")
 HEALTH_TTL = 1.0
 # How long a request for a client session waits for the request finishing in it.
 FINISH_WAIT = 5.0
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"})
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,16 @@ class Backend:
         self.on_failure: Callable[[str], None] | None = None
         """Called once when the engine fails (the server stops and exits for a restart)."""
         self._health: tuple[float, str | None] = (float("-inf"), None)
-        with self._admin_pool.acquire() as session:
-            self.timezone = session.execute("SELECT timezone()").data.decode().strip() or "UTC"
+        probe = engine.open_session()
+        try:
+            zone = probe.execute("SELECT timezone()").data.decode().strip() or "UTC"
+        finally:
+            probe.close()
+        # chDB takes the zone from /etc/localtime ("Etc/UTC"); a ClickHouse server says "UTC",
+        # and clients compare a column's zone with the server's by name (timezone() and the
+        # X-ClickHouse-Timezone header): sessions say "UTC" too, the same zone by its name.
+        self.timezone = "UTC" if zone in _UTC_NAMES else zone
+        self._zone_setup = ["SET session_timezone = 'UTC'"] if self.timezone != zone else []
         # Runs KILL QUERY for cancelled queries (client gone, shutdown, KILL by query_id);
         # neither it nor the metadata session waits for a slot.
         self.killer = self._open([])
@@ -196,7 +205,7 @@ class Backend:
         self._meta_lock = threading.Lock()
 
     def _open(self, setup: list[str]) -> EmbeddedSession:
-        session = self.engine.open_session([f"USE {sql_identifier(self.database)}", *setup])
+        session = self.engine.open_session([f"USE {sql_identifier(self.database)}", *self._zone_setup, *setup])
         session.current_db = self.database
         session.on_fatal = self.engine_failed
         session.gate = self._slots

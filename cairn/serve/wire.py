@@ -124,7 +124,11 @@ class QueryRequest:
     def from_target(cls, target: str) -> "QueryRequest":
         """Parse a request target ("/?query=...&max_threads=1"); the last value of a name wins."""
         url = urlsplit(target)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        params = {name: value for name, value in parse_qsl(url.query, keep_blank_values=True, errors="surrogateescape")}
+        params = {decode_param(name.encode("utf-8", "surrogateescape"), "replace"):
+                  decode_param(value.encode("utf-8", "surrogateescape"),
+                               "backslashreplace" if name.startswith("param_") else "replace")
+                  for name, value in params.items()}
         _check_ids(params)
         return cls(url.path, params, params.get("query_id") or str(uuid.uuid4()))
 
@@ -227,6 +231,12 @@ class QueryRequest:
     def wait_end(self) -> bool:
         """``wait_end_of_query``: buffer the whole result before answering."""
         return _flag(self.params.get("wait_end_of_query"))
+
+
+def decode_param(raw: bytes, errors: str) -> str:
+    """A parameter's text. Query parameters (``param_x``) may be binary: ClickHouse reads them as
+    escaped strings, so a byte that is not UTF-8 becomes ``\\xHH``, which the engine reads back as that byte."""
+    return raw.decode("utf-8", errors)
 
 
 def _check_ids(params: Mapping[str, str]) -> None:

@@ -37,6 +37,22 @@ def encode_lines(source: str, start: int, data: bytes) -> bytes:
     return encode_rows(source, accumulate((len(line) + 1 for line in lines), initial=start), escaped)
 
 
+def encode_chunk_pieces(source: str, chunk: Chunk, piece_bytes: int = 1 << 20) -> list[bytes]:
+    """``encode_chunk`` in pieces of about ``piece_bytes`` (whole rows each), for big backfill chunks.
+
+    Encoding a 32 MiB chunk in one go holds several full-size copies at once (escaped
+    text, its lines, the rows); piece by piece only the rows themselves add up.
+    """
+    if isinstance(chunk, ExplicitChunk) or len(chunk.data) <= piece_bytes:
+        return [encode_chunk(source, chunk)]
+    data, pieces, position = chunk.data, [], 0
+    while position < len(data):
+        end = data.find(b"\n", min(position + piece_bytes, len(data)) - 1) + 1 or len(data)
+        pieces.append(encode_lines(source, chunk.start + position, data[position:end]))
+        position = end
+    return pieces
+
+
 def encode_chunk(source: str, chunk: Chunk) -> bytes:
     """A chunk as TabSeparated ``_ingest`` rows."""
     if isinstance(chunk, ExplicitChunk):

@@ -29,7 +29,7 @@ from cairn.errors import CairnError
 from cairn.ingest.batching import REALTIME_BATCH_BYTES, backfill_batch_bytes
 from cairn.ingest.checkpoints import Checkpoints, InsertFailed, Stream, insert_failures
 from cairn.ingest.chunks import Chunk, chunks_of_range, prefetch
-from cairn.ingest.encoding import INGEST_COLUMNS, encode_chunk, encode_events
+from cairn.ingest.encoding import INGEST_COLUMNS, encode_chunk, encode_chunk_pieces, encode_events
 from cairn.ingest.files import (FINGERPRINT_BYTES, document_events, document_fingerprint,
                                 fingerprint, loadable_file, open_log, read_window)
 from cairn.ingest.identity import resolve_stream
@@ -83,9 +83,9 @@ class Loader:
     def _settings(self, token: str) -> dict:
         return {**self.insert_settings, "insert_deduplication_token": token}
 
-    def insert_encoded(self, buffers: list[bytes], token: str) -> None:
-        """Insert TabSeparated rows; the same token twice stores them once."""
-        self.engine.insert_raw(self.ingest_table, buffers, "TabSeparated", column_names=INGEST_COLUMNS,
+    def insert_encoded(self, buffers: list[bytes | list[bytes]], token: str) -> None:
+        """Insert TabSeparated rows (buffers, or lists of pieces of one); the same token twice stores them once."""
+        self.engine.insert_raw(self.ingest_table, _flat(buffers), "TabSeparated", column_names=INGEST_COLUMNS,
                                settings=self._settings(token))
 
     def insert_parallel(self, inserts: list[tuple[bytes, str]]) -> None:
@@ -96,7 +96,7 @@ class Loader:
         """
         engines = self._parallel_engines(len(inserts))
         with ThreadPoolExecutor(len(inserts)) as pool:
-            futures = [pool.submit(engine.insert_raw, self.ingest_table, [data], "TabSeparated",
+            futures = [pool.submit(engine.insert_raw, self.ingest_table, _flat([data]), "TabSeparated",
                                    INGEST_COLUMNS, self._settings(token))
                        for engine, (data, token) in zip(engines, inserts)]
             for future in futures:
@@ -177,7 +177,7 @@ class Loader:
             # A thread reads and encodes ahead while the engine inserts; with
             # parallel > 1, groups of chunks go in through several connections at once.
             group: list[tuple[Chunk, bytes]] = []
-            items = prefetch(handle, start, self.batch_bytes, lambda chunk: encode_chunk(source, chunk),
+            items = prefetch(handle, start, self.batch_bytes, lambda chunk: encode_chunk_pieces(source, chunk),
                              depth=self.parallel)
             for item in chain(items, [None]):
                 if item is not None:
@@ -260,6 +260,11 @@ class Loader:
             f"SELECT status, sum(lines) FROM {sql_identifier(self.engine.database)}._ingest_stats "
             "WHERE source = {source:String} GROUP BY status", {"source": source})
         return {status: int(lines) for status, lines in rows}
+
+
+def _flat(buffers: list) -> list[bytes]:
+    """Buffers with lists of pieces (``encode_chunk_pieces``) spread out, in order."""
+    return [piece for buffer in buffers for piece in (buffer if isinstance(buffer, list) else [buffer])]
 
 
 def backfill_loader(engine: "Engine", config: "Config", parallel: int = 1,

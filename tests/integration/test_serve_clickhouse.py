@@ -301,3 +301,31 @@ def test_current_user_in_a_restricted_users_events_filter_still_filters(served):
         answer = restricted.get("/", params={"query": "SELECT count() FROM events WHERE currentUser() != ''"})
         assert answer.text == "3\n", answer.text
     assert C1
+
+
+# ---------------------------------------------------------------------------
+# Found by clickhouse-connect's own suite (docs/conformance.md)
+# ---------------------------------------------------------------------------
+
+def test_binary_bound_into_the_query_text_reaches_the_engine_unchanged(served):
+    # clickhouse-connect binds bytes into a $name$...$name$ string, raw: not UTF-8.
+    client = served.client()
+    data = client.raw_query("SELECT number AS n FROM numbers(250) FORMAT Parquet")
+    assert any(byte > 0x7F for byte in data)
+    result = client.query("SELECT count(), sum(n) FROM format(Parquet, $p$) ", parameters={"$p$": data})
+    assert result.result_rows == [(250, sum(range(250)))]
+    client.close()
+
+
+def test_database_holds_for_its_request_in_a_client_session(served):
+    session_id = f"db-{uuid.uuid4()}"
+    with httpx.Client(base_url=served.url, auth=(served.admin_user, served.admin_password), timeout=30) as http:
+        def current(**params) -> str:
+            return http.get("/", params={"query": "SELECT currentDatabase()", "session_id": session_id,
+                                         **params}).text.strip()
+
+        assert current() == "openedx"
+        assert current(database="system") == "system"
+        assert current() == "openedx"  # the request's database did not stay
+        http.post("/", params={"session_id": session_id}, content="USE system")
+        assert current() == "system"  # the session's USE did

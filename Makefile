@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Superset has an environment of its own (it pins SQLAlchemy 1.4 and pandas 2.1).
 SUPERSET_VENV := .venv-superset
 
-.PHONY: setup setup-superset up test test-unit test-integration test-e2e services browser lock lock-superset clean
+.PHONY: setup setup-superset setup-tutor up test test-unit test-integration test-e2e services browser lock lock-superset clean
 
 ## setup: create .venv with the pinned dependencies and Cairn (editable)
 setup: $(VENV)/.installed
@@ -27,6 +27,10 @@ $(SUPERSET_VENV)/.installed: requirements-superset.lock
 	$(SUPERSET_VENV)/bin/pip install --quiet -r requirements-superset.lock
 	touch $@
 
+## setup-tutor: .venv-tutor (Tutor 22.0.3, the offline validators, the cairnlake plugin) for the plugin's tests
+setup-tutor:
+	./scripts/setup-tutor-env.sh
+
 ## browser: Debian's chromium and chromium-driver for the browser tests (Playwright drives /usr/bin/chromium)
 browser:
 	./scripts/ensure-browser.sh
@@ -41,7 +45,7 @@ up: setup setup-superset services
 
 ## test: every test: the fast unit layer, the integration layer against real chDB and MariaDB,
 ## then the end-to-end layer (cairn up with Superset, in headless Chromium)
-test: setup setup-superset services browser
+test: setup setup-superset setup-tutor services browser
 	$(BIN)/pytest
 
 ## test-unit: the fast layer only (no chDB, no MariaDB)
@@ -49,7 +53,7 @@ test-unit: setup
 	$(BIN)/pytest tests/unit
 
 ## test-integration: the integration layer only
-test-integration: setup services
+test-integration: setup setup-tutor services
 	$(BIN)/pytest tests/integration
 
 ## test-e2e: the end-to-end layer only (Superset and Chromium)
@@ -65,4 +69,4 @@ lock-superset:
 	$(SUPERSET_VENV)/bin/pip freeze > requirements-superset.lock
 
 clean:
-	rm -rf $(VENV) $(SUPERSET_VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SUPERSET_VENV) .venv-tutor .pytest_cache .hypothesis

@@ -97,7 +97,7 @@ class RunningQueries:
                     self._running[query_id] = entry
                     break
             if not replace or current.user != user:
-                raise HttpError(216, f"Query with id = {query_id} is already running.",
+                raise HttpError(216, f"Query with id = {query_id} is already running",
                                 "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING")
             self.kill(current)
             if not current.done.wait(max(0.0, deadline - time.monotonic())):

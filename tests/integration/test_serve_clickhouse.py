@@ -47,15 +47,15 @@ def _in_background(http: httpx.Client, **params) -> tuple[threading.Thread, list
     return thread, out
 
 
-def _wait_running(served, http: httpx.Client, query_id: str) -> None:
-    """Until the server holds ``query_id`` (its duplicate answers 216)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        answer = http.post("/", params={"query": "SELECT 1", "query_id": query_id})
-        if answer.headers.get("x-clickhouse-exception-code") == "216":
+def _wait_running(served, http: httpx.Client, query_id: str, out: list) -> None:
+    """Until the server runs ``query_id`` (KILL ... TEST names it without killing it or taking the id)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not out:
+        answer = http.post("/", content=f"KILL QUERY WHERE query_id = '{query_id}' TEST")
+        if query_id in answer.text:
             return
         time.sleep(0.05)
-    raise AssertionError(f"{query_id} never seen running")
+    raise AssertionError(f"{query_id} never seen running: {out[0].text if out else ''}")
 
 
 # ---------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def _wait_running(served, http: httpx.Client, query_id: str) -> None:
 def test_a_duplicate_running_query_id_fails_with_216_and_kill_by_id_stops_it(served, http):
     query_id = f"slow-{uuid.uuid4()}"
     thread, out = _in_background(http, query=SLOW, query_id=query_id)
-    _wait_running(served, http, query_id)
+    _wait_running(served, http, query_id, out)
     duplicate = http.post("/", params={"query": "SELECT 1", "query_id": query_id})
     assert duplicate.headers["x-clickhouse-exception-code"] == "216"
     assert "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING" in duplicate.text
@@ -87,7 +87,7 @@ def test_a_duplicate_running_query_id_fails_with_216_and_kill_by_id_stops_it(ser
 def test_replace_running_query_kills_the_old_one(served, http):
     query_id = f"replace-{uuid.uuid4()}"
     thread, out = _in_background(http, query=SLOW, query_id=query_id)
-    _wait_running(served, http, query_id)
+    _wait_running(served, http, query_id, out)
     started = time.monotonic()
     second = http.post("/", params={"query": "SELECT 42", "query_id": query_id, "replace_running_query": "1"})
     assert second.status_code == 200 and second.text == "42\n", second.text

@@ -4,6 +4,7 @@ One tracking-log line goes, in data-flow order, through:
 
 =====================  ==========================================================
 ``files``              what may be loaded, opening (plain or gzip), fingerprints, JSON documents
+``identity``           which stream a file is: first line, then the 4 KiB before the position loaded
 ``chunks``             chunks of whole lines (long lines cut), replay ranges, prefetch
 ``encoding``           TabSeparated ``_ingest`` rows (source, source_offset, line)
 ``checkpoints``        the exactly-once protocol: intent rows, tokens, commits
@@ -17,5 +18,5 @@ One tracking-log line goes, in data-flow order, through:
 =====================  ==========================================================
 
 In ClickHouse, the materialized views behind ``_ingest`` classify and parse each
-line (``cairn/schema/migrations/0001_ingest.sql``).
+line, once (``cairn/schema/migrations/0060_ingest_parse_once.sql``).
 """

@@ -255,13 +255,17 @@ class EmbeddedSession:
         return out
 
     def stream(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None,
-               killer: "EmbeddedSession | None" = None, tag: str | None = None) -> RawStream:
+               killer: "EmbeddedSession | None" = None) -> RawStream:
         """Start a query whose result is read chunk by chunk.
 
         With ``killer`` (another session), ``cancel()`` also runs KILL QUERY there, which
-        stops the query even in the middle of computing a block; ``tag`` is the marker
-        to kill it by (a new one when not given).
+        stops the query even in the middle of computing a block.
         """
+        return self.stream_marked(sql, fmt, params, killer)
+
+    def stream_marked(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None,
+                      killer: "EmbeddedSession | None" = None, tag: str | None = None) -> RawStream:
+        """:meth:`stream`, killed by ``tag`` (from :func:`new_query_tag`; a new one when not given)."""
         kill = None
         if killer is not None:
             tag = tag or new_query_tag()

@@ -347,7 +347,8 @@ class QueryPipeline:
                                      summary(result.rows_read, result.bytes_read, 0, 0, 0, len(result.data),
                                              time.monotonic() - started, getattr(result, "result_rows", 0)))
             return
-        stream = session.stream(sql, fmt, request.query_params, killer=self.backend.killer, tag=self.entry.tag)
+        stream = session.stream_marked(sql, fmt, request.query_params, killer=self.backend.killer,
+                                       tag=self.entry.tag)
         self.entry.stream = stream
         if self.entry.cancelled.is_set():
             stream.interrupt()  # killed between the check and the start

@@ -43,7 +43,7 @@ class FakeSession:
         self.calls.append(("insert", sql, fmt, data))
         return SimpleNamespace(rows_written=data.count(b"\n"), bytes_written=len(data))
 
-    def stream(self, sql, fmt, params, killer=None, tag=None):
+    def stream_marked(self, sql, fmt, params, killer=None, tag=None):
         self.calls.append(("stream", sql, fmt))
         return SimpleNamespace(cancel=lambda: None, close=lambda: None, interrupt=lambda: None)
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Callable
 from cairn.errors import CairnError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import subprocess
+
     from cairn.config import Config
     from cairn.demo import DemoOptions
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from cairn.engine import EmbeddedEngine
 from cairn.engine.served import connect_host, write_serve_file
 from cairn.errors import CairnError
+from cairn.serve.delegation import key_path
 from cairn.serve.httpd import CairnHTTPServer
 from cairn.serve.options import ServeOptions
 from cairn.serve.sessions import Backend
@@ -69,7 +70,8 @@ class CairnService:
         backend = Backend(self.engine, self.options)
         backend.on_failure = self._engine_failed
         database = self.config.database
-        authenticator = Authenticator(lambda: list_users(self.engine) if self.engine else [])
+        authenticator = Authenticator(lambda: list_users(self.engine) if self.engine else [],
+                                      delegation_key_file=key_path(self.config.data_dir))
         admin_password = secrets.token_urlsafe(32)
         try:
             self.httpd = CairnHTTPServer((self.options.host, self.options.port), backend, authenticator,

@@ -21,7 +21,7 @@ from cairn import hooks
 from cairn.engine import sql_identifier
 from cairn.errors import CairnError
 from cairn.serve.access import Scope, drop_statements, scope_of, server_statements
-from cairn.serve.delegation import DELEGATED_ADMIN, DelegationKey, is_token, key_path
+from cairn.serve.delegation import DELEGATED_ADMIN, DelegationKey, is_token
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.config import Config
@@ -104,25 +104,14 @@ def _ensure_table(engine: "Engine") -> None:
         raise CairnError("the datalake has no user table yet; run `cairn migrate` first")
 
 
-class Accounts(list):
-    """The accounts of a datalake (a list of ``User``), and the local data directory they
-    belong to (None on a ClickHouse server): `cairn serve` finds the delegation key there."""
-
-    data_dir: Path | None = None
-
-
-def list_users(engine: "Engine") -> Accounts:
+def list_users(engine: "Engine") -> list[User]:
     """Current accounts, by name."""
     _ensure_table(engine)
     rows = engine.query_rows(
         f"SELECT name, argMax(password_hash, version), argMax(admin, version), argMax(course_ids, version), "
         f"argMax(org_ids, version), argMax(deleted, version) AS gone FROM {_table(engine)} "
         f"GROUP BY name HAVING NOT gone ORDER BY name")
-    accounts = Accounts(User(name, pw, bool(admin), tuple(courses), tuple(orgs))
-                        for name, pw, admin, courses, orgs, _ in rows)
-    # Only an engine embedded in this process has a data directory of its own.
-    accounts.data_dir = getattr(engine, "data_dir", None) if engine.capabilities.in_process else None
-    return accounts
+    return [User(name, pw, bool(admin), tuple(courses), tuple(orgs)) for name, pw, admin, courses, orgs, _ in rows]
 
 
 def get_user(engine: "Engine", name: str) -> User | None:
@@ -190,8 +179,8 @@ class Authenticator:
     Delegated logins (cairn/serve/delegation.py): a password of the form
     ``cairn-delegated-v1:<hmac>`` logs in as that account when it is the HMAC of the
     name under the data directory's delegation key, and ``DELEGATED_ADMIN`` (Superset's
-    admins) logs in as an admin only that way. The key file is found next to the
-    accounts (``Accounts.data_dir``) unless ``delegation_key_file`` is given.
+    admins) logs in as an admin only that way. Without ``delegation_key_file`` (a
+    ClickHouse server) there are no delegated logins.
     """
 
     RECHECK = 0.1  # seconds between re-reads for names not known yet
@@ -206,13 +195,9 @@ class Authenticator:
         self._delegation = DelegationKey(delegation_key_file) if delegation_key_file else None
 
     def _reload(self) -> None:
-        """Re-read the accounts (with the lock held); the first read also locates the delegation key."""
-        loaded = self._load()
-        self._users = {u.name: u for u in loaded}
+        """Re-read the accounts (with the lock held)."""
+        self._users = {u.name: u for u in self._load()}
         self._loaded_at = time.monotonic()
-        data_dir = getattr(loaded, "data_dir", None)
-        if self._delegation is None and data_dir is not None:
-            self._delegation = DelegationKey(key_path(data_dir))
 
     def users(self) -> dict[str, User]:
         with self._lock:

@@ -6,13 +6,12 @@ import os
 import stat
 
 from cairn.serve.delegation import DELEGATED_ADMIN, DelegationKey, ensure_key, key_path, token
-from cairn.serve.users import Accounts, Authenticator, User, hash_password
+from cairn.serve.users import Authenticator, User, hash_password
 
 
-def _accounts(data_dir, *users):
-    accounts = Accounts(users)
-    accounts.data_dir = data_dir
-    return accounts
+def _authenticator(data_dir, *users):
+    """`cairn serve`'s authenticator over these accounts, with the data directory's delegation key."""
+    return Authenticator(lambda: list(users), delegation_key_file=key_path(data_dir))
 
 
 def _course_user(name):
@@ -39,7 +38,7 @@ def test_a_token_is_bound_to_its_user_and_key(tmp_path):
 def test_the_authenticator_accepts_delegated_logins_per_user(tmp_path):
     ensure_key(tmp_path)
     secret = key_path(tmp_path).read_text().strip().encode()
-    accounts = Authenticator(lambda: _accounts(tmp_path, _course_user("alice"), _course_user("bob")))
+    accounts = _authenticator(tmp_path, _course_user("alice"), _course_user("bob"))
     alice = accounts.authenticate("alice", token(secret, "alice"))
     assert alice is not None and alice.name == "alice" and not alice.admin
     assert accounts.authenticate("alice", token(secret, "bob")) is None
@@ -50,7 +49,7 @@ def test_the_authenticator_accepts_delegated_logins_per_user(tmp_path):
 def test_superset_admins_are_the_datalake_admin_only_with_their_token(tmp_path):
     ensure_key(tmp_path)
     secret = key_path(tmp_path).read_text().strip().encode()
-    accounts = Authenticator(lambda: _accounts(tmp_path, _course_user("alice")))
+    accounts = _authenticator(tmp_path, _course_user("alice"))
     assert accounts.known(DELEGATED_ADMIN)
     admin = accounts.authenticate(DELEGATED_ADMIN, token(secret, DELEGATED_ADMIN))
     assert admin is not None and admin.admin
@@ -59,7 +58,7 @@ def test_superset_admins_are_the_datalake_admin_only_with_their_token(tmp_path):
 
 
 def test_without_a_key_nothing_is_delegated(tmp_path):
-    accounts = Authenticator(lambda: _accounts(tmp_path, _course_user("alice")))
+    accounts = _authenticator(tmp_path, _course_user("alice"))
     assert not accounts.known(DELEGATED_ADMIN)
     assert accounts.authenticate("alice", token(b"k" * 64, "alice")) is None
     ensure_key(tmp_path)  # created later (first `cairn up` with Superset): taken into account at once
@@ -70,6 +69,6 @@ def test_without_a_key_nothing_is_delegated(tmp_path):
 
 
 def test_accounts_of_a_remote_server_have_no_key(tmp_path):
-    accounts = Authenticator(lambda: Accounts([_course_user("alice")]))  # data_dir None: a ClickHouse server
+    accounts = Authenticator(lambda: [_course_user("alice")])  # no key file: a ClickHouse server
     assert not accounts.delegation_enabled()
     assert not accounts.known(DELEGATED_ADMIN)

@@ -186,7 +186,7 @@ class Loader:
                         continue
                 if not group:
                     break
-                self._check_reserve(stream)
+                self._check_reserve(stream, sum(chunk.end - chunk.start for chunk, _ in group))
                 self._send_group(stream, group, result, progress, lines)
                 group = []
             if result.chunks == 0 and start > 0:
@@ -195,13 +195,13 @@ class Loader:
             if size is not None:
                 self._check_shrunk(path, handle, size, stream.sent_end, result)
 
-    def _check_reserve(self, stream: Stream | None = None) -> None:
+    def _check_reserve(self, stream: Stream | None = None, upcoming: int = 0) -> None:
         """Refuse to start a batch below the free-space reserve (a full disk fails it half-way).
 
-        What was sent before is committed first (one small row), so the checkpoint
-        says exactly where the next run starts.
+        ``upcoming``: the raw bytes of the batch. What was sent before is committed
+        first (one small row), so the checkpoint says exactly where the next run starts.
         """
-        reason = self.reserve.shortfall() if self.reserve is not None else None
+        reason = self.reserve.shortfall(upcoming) if self.reserve is not None else None
         if reason is None:
             return
         if stream is not None:
@@ -243,7 +243,7 @@ class Loader:
         else:
             # Offsets of events in a document are their ordinal numbers.
             rows = encode_events(source, events)
-            self._check_reserve()
+            self._check_reserve(upcoming=len(content))
             self.checkpoints.write(fp, source, 0, len(events), len(events))
             with insert_failures(source, 0, len(events), unit="events"):
                 self.insert_encoded([rows], f"{fp}:all")

@@ -36,15 +36,21 @@ class DiskReserve:
     path: Path
     min_free: int
 
-    def shortfall(self) -> str | None:
-        """Why writing must wait (one line), or None when there is room."""
+    def shortfall(self, upcoming: int = 0) -> str | None:
+        """Why writing must wait (one line), or None when there is room.
+
+        ``upcoming``: the raw size of the batch about to be written. The engine reserves
+        about that much on disk for each table the batch is written to, so the room
+        looked for is the reserve plus the batch (a check against the reserve alone
+        passes at 61 MB free and the batch then fails half-way at the engine's own limit).
+        """
         try:
             free = free_bytes(self.path)
         except OSError:
             return None  # cannot tell (directory not created yet): the engine will say
-        if free >= self.min_free:
+        if free >= self.min_free + upcoming:
             return None
-        return reserve_message(self.path, free, self.min_free)
+        return reserve_message(self.path, free, self.min_free, upcoming)
 
     def check(self, reason: str | None = None) -> None:
         """Raise :class:`DiskReserveLow` when below the reserve (before a batch starts).
@@ -57,10 +63,11 @@ class DiskReserve:
                                  "collector.min_free_mb), then run the same command again")
 
 
-def reserve_message(path: Path, free: int, min_free: int) -> str:
-    """The one line saying how much is free against the reserve."""
+def reserve_message(path: Path, free: int, min_free: int, upcoming: int = 0) -> str:
+    """The one line saying how much is free against the reserve (and the next batch)."""
+    batch = f", plus {upcoming / MIB:,.0f} MB for the next batch" if upcoming else ""
     return (f"only {free / MIB:,.0f} MB free on the file system of {path} "
-            f"(reserve collector.min_free_mb = {min_free / MIB:,.0f})")
+            f"(reserve collector.min_free_mb = {min_free / MIB:,.0f}{batch})")
 
 
 def min_free_bytes(config: "Config | None") -> int:

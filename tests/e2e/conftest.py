@@ -129,13 +129,27 @@ def _rison(json_text: str) -> str:
     return encode(value)
 
 
-def login_in_browser(page, base_url: str, user: str, password: str) -> None:
-    """Fill in Superset's login form and wait to be let in."""
-    page.goto(f"{base_url}/login/", wait_until="domcontentloaded")
-    page.fill("[data-test=username-input]", user)
-    page.fill("[data-test=password-input]", password)
-    page.click("[data-test=login-button]")
-    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+def login_in_browser(page, base_url: str, user: str, password: str, attempts: int = 3) -> None:
+    """Fill in Superset's login form and wait to be let in.
+
+    The form is filled again when the page stays on /login: on a loaded machine a
+    CI run once saw the submit go nowhere for 60 s (a form filled while it was still
+    being drawn is submitted empty). The last failure says what the page shows.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, attempts + 1):
+        page.goto(f"{base_url}/login/", wait_until="networkidle", timeout=120_000)
+        page.fill("[data-test=username-input]", user)
+        page.fill("[data-test=password-input]", password)
+        page.click("[data-test=login-button]")
+        try:
+            page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts:
+                shown = " ".join(page.inner_text("body").split())[:400]
+                raise AssertionError(f"still on {page.url} after {attempts} logins as {user}: {shown!r}") from None
 
 
 @dataclass

@@ -37,6 +37,18 @@ def test_below_the_reserve_says_how_much_is_free_and_what_to_do(tmp_path, monkey
     reserve.check()
 
 
+def test_the_next_batch_must_fit_above_the_reserve(tmp_path, monkeypatch):
+    # The engine reserves about the batch's raw size per table it writes: at 61 MB free
+    # with a 60 MB reserve, a 32 MiB batch would fail half-way at the engine's limit.
+    monkeypatch.setattr(reserve_module, "free_bytes", lambda path: 61 * MIB)
+    reserve = DiskReserve(tmp_path, 60 * MIB)
+    assert reserve.shortfall() is None
+    assert reserve.shortfall(32 * MIB) == f"only 61 MB free on the file system of {tmp_path} " \
+                                          "(reserve collector.min_free_mb = 60, plus 32 MB for the next batch)"
+    monkeypatch.setattr(reserve_module, "free_bytes", lambda path: 92 * MIB)
+    assert reserve.shortfall(32 * MIB) is None
+
+
 def test_a_folder_not_created_yet_is_measured_on_its_parent_file_system(tmp_path):
     assert DiskReserve(tmp_path / "not-yet" / "data", 1).shortfall() is None
     assert DiskReserve(tmp_path / "not-yet", 1 << 62).shortfall().startswith("only ")

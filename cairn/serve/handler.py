@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
@@ -11,12 +12,15 @@ from cairn.engine.errors import error_message
 from cairn.engine.session import ENGINE_FAILED
 from cairn.errors import EngineError
 from cairn.serve.external import external_param_names, external_tables, is_form, parse_form
+from cairn.serve.delegation import is_token
 from cairn.serve.pipeline import QueryPipeline
+from cairn.serve.query_log import QueryRecord, client_name
 from cairn.serve.response import Responder
 from cairn.serve.wire import VERSION, HttpError, QueryRequest, RequestBody, credentials, error_text, status_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.serve.httpd import CairnHTTPServer
+    from cairn.serve.sessions import Principal
 
 log = logging.getLogger("cairn.serve")
 
@@ -85,6 +89,8 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             server.active += 1
         query_id: str | None = None
         body: RequestBody | None = None
+        record: QueryRecord | None = None
+        failure: BaseException | None = None
         try:
             request = QueryRequest.from_target(self.path)
             query_id = request.query_id
@@ -102,7 +108,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             if request.query is None and not body.present:
                 respond.send_ok()  # GET / with no query: ClickHouse's "Ok." (a liveness probe)
                 return
-            principal = self._login(request)
+            principal, record = self._login(request)
             if not principal.admin:
                 # Query text only: refused before it is read when over max_query_size.
                 size = server.options.max_query_size
@@ -114,25 +120,45 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 request = request.with_form(form.fields, external_param_names(form.files))
                 query_id = request.query_id
                 external = external_tables(form.files, request.params)
-            pipeline = QueryPipeline(server, respond, self.connection, self.headers.get("Accept-Encoding", ""))
+            pipeline = QueryPipeline(server, respond, self.connection, self.headers.get("Accept-Encoding", ""),
+                                     record)
             pipeline.run(principal, request, body, self.command, external)
+            failure = respond.failure
         except (HttpError, EngineError) as exc:
+            failure = exc
             try:
                 self._send_error(respond, exc, query_id, body)
             except OSError:
                 self.close_connection = True  # the client is gone (its query was interrupted)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            failure = exc
             self.close_connection = True
         except Exception as exc:  # never let one request take the server down
+            failure = exc
             log.exception("internal error")
             with contextlib.suppress(Exception):
                 text = error_message(1001, f"{type(exc).__name__}: {exc}", "STD_EXCEPTION")
                 self._send_error(respond, HttpError(1001, "", "STD_EXCEPTION"), query_id, None, text, close=True)
             self.close_connection = True
         finally:
+            if record is not None:
+                # Before the request stops counting as active: a shutdown flushes it.
+                self._log(record, query_id, failure)
             with server.active_lock:
                 server.active -= 1
                 server.active_lock.notify_all()
+
+    def _log(self, record: QueryRecord, query_id: str | None, failure: BaseException | None) -> None:
+        """Hand the finished statement to the query log (nothing it does can fail the request)."""
+        query_log = self.server.query_log
+        if query_log is None:
+            return
+        try:
+            record.query_id = query_id or record.query_id
+            record.end(failure)
+            query_log.submit(record)
+        except Exception:  # noqa: BLE001 - a query log must never fail a query
+            log.debug("query log: record lost", exc_info=True)
 
     def _ping(self, respond: Responder) -> None:
         """/ping: "Ok." while the engine answers ``SELECT 1``, else 503 with its error.
@@ -146,13 +172,21 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         else:
             respond.send_error(ENGINE_FAILED, problem, None, status=503)
 
-    def _login(self, request: QueryRequest):
-        """The principal of the request's credentials (throttled, see ``CairnHTTPServer.authenticate``)."""
+    def _login(self, request: QueryRequest) -> tuple["Principal", QueryRecord | None]:
+        """The principal of the request's credentials (throttled, see ``CairnHTTPServer.authenticate``),
+        and the query log's record of its statement (None when the log is off)."""
+        started_at, started = time.time(), time.monotonic()
         headers = self.headers
         given = any(headers.get(h) is not None for h in ("X-ClickHouse-User", "X-ClickHouse-Key", "Authorization")) \
             or "user" in request.params or "password" in request.params
         user, password = credentials(headers, request.params)
-        return self.server.authenticate(user, password, self.client_address[0], given)
+        principal = self.server.authenticate(user, password, self.client_address[0], given)
+        record = None
+        if self.server.query_log is not None:
+            # A delegated login (Superset) runs as the person: their name is the principal's.
+            record = QueryRecord(principal.name, client_name(headers.get("User-Agent"), is_token(password)),
+                                 str(self.client_address[0]), request.query_id, started_at, started)
+        return principal, record
 
     def _send_error(self, respond: Responder, exc: Exception, query_id: str | None, body: RequestBody | None,
                     text: str | None = None, close: bool = False) -> None:

@@ -16,6 +16,7 @@ from cairn.engine.served import ADMIN_USER
 from cairn.serve.handler import ClickHouseHandler
 from cairn.serve.options import ServeOptions
 from cairn.serve.pipeline import StatementCache
+from cairn.serve.query_log import QueryLog
 from cairn.serve.queries import RunningQueries
 from cairn.serve.sessions import Backend, Principal
 from cairn.serve.throttle import LoginThrottle, retry_header
@@ -110,6 +111,8 @@ class CairnHTTPServer(ThreadingHTTPServer):
         self.active = 0
         self.active_lock = threading.Condition()
         self.monitor = QueryMonitor(self)
+        self.query_log: "QueryLog | None" = None
+        """Where finished statements go (``cairn.serve.query_log``); None when ``serve.query_log`` is off."""
         self.throttle = LoginThrottle(options.failed_logins_per_user, options.failed_logins_per_address,
                                       options.failed_login_window)
         self._dummy: str | None = None

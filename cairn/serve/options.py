@@ -44,6 +44,10 @@ class ServeOptions:
     failed_login_window: float = 60.0
     # What an error may leave unread of a body and still keep the connection (drained).
     drain_bytes: int = 16 * 1024 * 1024
+    # The query log (cairn.serve.query_log): on or off, its retention, how often it is written.
+    query_log: bool = True
+    query_log_ttl_days: int = 30
+    query_log_flush_interval: float = 5.0
 
     def __post_init__(self) -> None:
         # The display name is sent in X-ClickHouse-Server-Display-Name: printable ASCII only.

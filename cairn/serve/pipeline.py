@@ -45,6 +45,7 @@ _GET_KINDS = frozenset({"select", "show", "describe", "exists", "explain", "chec
 if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import EmbeddedSession
     from cairn.serve.httpd import CairnHTTPServer
+    from cairn.serve.query_log import QueryRecord
     from cairn.serve.response import Responder
     from cairn.serve.sessions import Principal
 
@@ -111,8 +112,10 @@ class QueryPipeline:
     """One authenticated query request, from its statement to its answer."""
 
     def __init__(self, server: "CairnHTTPServer", respond: "Responder", connection: socket.socket,
-                 accept_encoding: str):
+                 accept_encoding: str, record: "QueryRecord | None" = None):
         self.server = server
+        self.record = record
+        """The query log's record of this statement (None when the log is off): text, kind, counters."""
         self.backend = server.backend
         self.respond = respond
         self.connection = connection
@@ -139,6 +142,8 @@ class QueryPipeline:
                                    f"read-only user cannot create", READONLY)
         with self.server.queries.running(request.query_id, principal.name, replace) as entry:
             self.entry = entry
+            if self.record is not None:
+                self.record.running = entry
             self._run(principal, request, body, settings, external or [])
 
     def _run(self, principal: "Principal", request: QueryRequest, body: RequestBody, settings: dict[str, str],
@@ -146,6 +151,7 @@ class QueryPipeline:
         backend = self.backend
         timeout = request.session_timeout(self.server.options.max_session_timeout)
         sql, data = self._statement_text(principal, request, body)
+        self._note(sql)
         tables = backend.tables()
         if not principal.admin and request.database not in (None, backend.database):
             raise AccessDenied(f"{principal.name}: Not enough privileges to use database {request.database}")
@@ -255,6 +261,7 @@ class QueryPipeline:
                    data: RequestBody | BytesBody | None, request: QueryRequest) -> None:
         """An admin's statement: insert, session change, result or command."""
         statement, sql = self._admin_statement(session, sql, data)
+        self._note(statement.core if statement.inserts_body else sql, statement.kind)
         if self.method == "GET" and (statement.kind not in _GET_KINDS and statement.parsed):
             raise AccessDenied("Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
                                "readonly. You should use method POST for modifying queries", READONLY)
@@ -265,6 +272,7 @@ class QueryPipeline:
             sql = with_current_user(sql, principal.name)
         if statement.inserts_body and data is not None:
             result = session.insert(statement.core, statement.format or "Values", data.chunks())
+            self._counted(result)
             self.respond.send_summary(result.rows_written, result.bytes_written, request.query_id)
         elif statement.changes_session and not named:
             # Outside a session these change nothing lasting (as in ClickHouse): check them
@@ -300,6 +308,7 @@ class QueryPipeline:
             principal, tables, sql, default_format, params,
             lambda: check_query(session, sql, self.backend.database, tables, default_format, params))
         statement = checked.statement
+        self._note(sql, statement.kind)
         if settings:
             session.discard = True
             self._apply_settings(session, principal, settings)
@@ -318,6 +327,7 @@ class QueryPipeline:
             # A client session's USE lasts (the pooled sessions run it on a throwaway one).
             session.current_db = session.execute("SELECT currentDatabase()", "TabSeparatedRaw").data.decode().strip()
             session.session_db = session.current_db
+        self._counted(result)
         if statement.kind == "insert" or not result.data:
             self.respond.send_summary(result.rows_written, result.bytes_written, request.query_id,
                                       result.rows_read, result.bytes_read)
@@ -343,6 +353,7 @@ class QueryPipeline:
         self._check_cancelled()
         if not streams or not formats.streams(fmt, sql, settings):
             result = session.execute_marked(sql, fmt, request.query_params, tag=self.entry.tag)
+            self._counted(result)
             self.respond.send_result(result.data, fmt, request.query_id,
                                      summary(result.rows_read, result.bytes_read, 0, 0, 0, len(result.data),
                                              time.monotonic() - started, getattr(result, "result_rows", 0)))
@@ -364,7 +375,19 @@ class QueryPipeline:
         finally:
             monitor.unwatch(token)
             self.entry.stream = None
+            self._counted(stream)
             stream.close()
+
+    def _note(self, sql: str, kind: str | None = None) -> None:
+        """The statement as the query log keeps it (its text, its kind)."""
+        if self.record is not None:
+            self.record.statement(sql, kind)
+
+    def _counted(self, result: Any) -> None:
+        """What the statement read and returned (or wrote), from its result or stream, for the query log."""
+        if self.record is not None:
+            self.record.read(*(getattr(result, name, 0) for name in ("rows_read", "bytes_read", "result_rows",
+                                                                     "rows_written")))
 
     def _check_cancelled(self) -> None:
         """394 when KILL QUERY (or replace_running_query) reached this query before it ran."""

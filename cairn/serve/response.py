@@ -63,6 +63,8 @@ class Responder:
         """Called just before the last write of an answer (a client session may then be taken)."""
         self.error_filter: Callable[[str], str] = lambda text: text
         """What an error in the middle of a stream shows (restricted users: no MySQL details)."""
+        self.failure: EngineError | None = None
+        """The error that ended a stream after its first bytes (the answer was 200 all the same)."""
 
     def _finishing(self) -> None:
         if self.on_finish is not None:
@@ -211,6 +213,7 @@ class Responder:
         except EngineError as exc:
             # Headers are gone: as ClickHouse, the error goes into the body in the tagged
             # framing, and the response is left without its last chunk (broken on purpose).
+            self.failure = exc
             text = self.error_filter(error_text(exc.code, str(exc))[1].decode("utf-8", "replace"))
             with contextlib.suppress(Exception):
                 write(exception_block(tag, text))

@@ -29,6 +29,7 @@ from cairn.errors import CairnError
 from cairn.serve.delegation import key_path
 from cairn.serve.httpd import CairnHTTPServer
 from cairn.serve.options import ServeOptions
+from cairn.serve.query_log import QueryLog, SessionWriter, apply_ttl
 from cairn.serve.sessions import Backend
 from cairn.serve.users import Authenticator, list_users
 
@@ -79,12 +80,30 @@ class CairnService:
         except OSError as exc:
             backend.close()
             raise CairnError(f"cannot listen on {self.options.host}:{self.options.port}: {exc.strerror}") from None
+        self.httpd.query_log = self._start_query_log()
         host, port = self.httpd.server_address[:2]
         self._serve_file = write_serve_file(self.config.data_dir, self.options.host, port, admin_password)
         self.httpd.monitor.start()
         self._start_collectors()
         self.say(f"serving {database} ({self.engine.describe()}) on http://{connect_host(host)}:{port}")
         return host, port
+
+    def _start_query_log(self) -> QueryLog | None:
+        """The query log's flusher (``serve.query_log``), with the table's TTL set to the setting.
+
+        A TTL that cannot be set is reported and the log runs all the same.
+        """
+        if not self.options.query_log:
+            return None
+        try:
+            if apply_ttl(self.engine, self.config.database, self.options.query_log_ttl_days):
+                self.say(f"query log: keeping {self.options.query_log_ttl_days} day(s)")
+        except CairnError as exc:
+            self.say(f"warning: query log: cannot set its retention: {str(exc).splitlines()[0]}")
+        writer = SessionWriter(self.engine, self.config.database)
+        query_log = QueryLog(writer, interval=self.options.query_log_flush_interval, on_close=writer.close)
+        query_log.start()
+        return query_log
 
     def _start_collectors(self) -> None:
         """Follow the configured tracking logs in this process (cairn/ingest/collector.py).
@@ -155,6 +174,8 @@ class CairnService:
             httpd.monitor.stop.set()
             self._stopped.wait(5)
             httpd.server_close()
+            if httpd.query_log is not None:
+                httpd.query_log.close()  # the statements of the last seconds, written before the engine closes
         for collector, thread in self.collectors:
             collector.stop.set()
         for collector, thread in self.collectors:

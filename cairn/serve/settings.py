@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cairn import hooks
-from cairn.config import Setting, integer, number
+from cairn.config import Setting, _parse_bool, integer, number
 from cairn.serve.options import ServeOptions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,6 +50,12 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
             "results up to this size are sent whole with Content-Length and a summary; larger ones stream"),
     Setting("serve.shutdown_grace", 10.0, number(0, 3600, "a number of seconds from 0 to 3600"),
             "seconds running queries get to finish on SIGTERM before they are cancelled"),
+    Setting("serve.query_log", True, _parse_bool,
+            "keep a log of every statement `cairn serve` finishes in the internal table _query_log (admins only)"),
+    Setting("serve.query_log_ttl_days", 30, integer(1, 3650, "a whole number of days from 1 to 3650"),
+            "days the query log keeps a statement (the TTL of _query_log, set when `cairn serve` starts)"),
+    Setting("serve.query_log_flush_interval", 5.0, number(0.1, 300, "a number of seconds from 0.1 to 300"),
+            "seconds between writes of the query log (sooner when 1000 statements wait; always on shutdown)"),
 )
 
 for _setting in SERVE_SETTINGS:

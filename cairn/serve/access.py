@@ -11,7 +11,9 @@ entry gives it a ``Rule`` here:
 * ``internal`` Cairn's own tables (admin only).
 
 A table or view that is not declared is invisible to restricted users (fail closed).
-Names starting with ``_`` are always internal.
+Names starting with ``_`` are always internal, whatever the catalog says: among them
+``_users`` (accounts) and ``_query_log`` (every statement anyone ran through `cairn serve`,
+``cairn.serve.query_log``), which only admins and Superset's admins may read.
 
 The same predicates drive both engines:
 

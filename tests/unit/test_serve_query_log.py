@@ -174,3 +174,12 @@ def test_the_query_log_settings(tmp_path):
     with pytest.raises(ConfigError):
         load_config(environ={"CAIRN_DATA_DIR": str(tmp_path), "CAIRN_SERVE_QUERY_LOG_TTL_DAYS": "0"},
                     config_file=None)
+
+
+def test_the_query_log_is_internal_and_filtered_to_nothing_for_restricted_users():
+    from cairn.serve.access import Scope, rule_for, session_setup, visible_tables
+
+    assert rule_for("_query_log").kind == "internal"
+    assert "_query_log" not in visible_tables(["events", "_query_log"])
+    setup = session_setup(Scope(("course-v1:A+B+C",)), "openedx", ["events", "_query_log"])
+    assert "'openedx._query_log': '0'" in setup[0]

@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS `{{ database }}`._query_log {{ on_cluster }}
     client LowCardinality(String) COMMENT 'how it logged in: superset (delegated token), or the HTTP User-Agent''s product',
     address String COMMENT 'client address',
     query_id String COMMENT 'the client''s query_id (or the one the server gave it)',
-    kind LowCardinality(String) COMMENT 'statement kind: select, insert, create, show... ("" when not parsed)',
+    kind LowCardinality(String) COMMENT 'statement kind: select, insert, ddl, show, describe, set, use, other ("" when refused before it was read)',
     query String COMMENT 'the statement text, secrets masked, at most 4 KiB',
     rows_read UInt64 COMMENT 'rows read from storage (as X-ClickHouse-Summary), 0 when unknown',
     bytes_read UInt64 COMMENT 'bytes read from storage, 0 when unknown',

@@ -20,6 +20,7 @@ may only read (164), and external data tables of a form body are made for the qu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import socket
@@ -381,13 +382,15 @@ class QueryPipeline:
     def _note(self, sql: str, kind: str | None = None) -> None:
         """The statement as the query log keeps it (its text, its kind)."""
         if self.record is not None:
-            self.record.statement(sql, kind)
+            with contextlib.suppress(Exception):  # a query log must never fail a query
+                self.record.statement(sql, kind)
 
     def _counted(self, result: Any) -> None:
         """What the statement read and returned (or wrote), from its result or stream, for the query log."""
         if self.record is not None:
-            self.record.read(*(getattr(result, name, 0) for name in ("rows_read", "bytes_read", "result_rows",
-                                                                     "rows_written")))
+            with contextlib.suppress(Exception):  # a query log must never fail a query
+                self.record.read(*(getattr(result, name, 0) for name in ("rows_read", "bytes_read", "result_rows",
+                                                                         "rows_written")))
 
     def _check_cancelled(self) -> None:
         """394 when KILL QUERY (or replace_running_query) reached this query before it ran."""

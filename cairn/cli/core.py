@@ -93,14 +93,12 @@ def load_command(
 ) -> None:
     """Load tracking-log files into the datalake (resumes where a previous load stopped)."""
     from cairn.ingest.files import loadable_file
-    from cairn.ingest.loader import FOLDER_HINT, Loader
-    from cairn.ingest.reserve import disk_reserve
+    from cairn.ingest.loader import FOLDER_HINT, file_loader
 
     st = state(ctx)
     files = [loadable_file(file, FOLDER_HINT) for file in files]  # FIFOs, devices, loops: one line each
     engine = require_schema(st)
-    loader = Loader(engine, batch_bytes=st.config["collector.batch_bytes"], reserve=disk_reserve(engine, st.config),
-                    warn=lambda line: print_warning(err_console, line))
+    loader = file_loader(engine, st.config, warn=lambda line: print_warning(err_console, line))
     total = sum(f.stat().st_size for f in files)
     results = []
     with bytes_progress(err_console, quiet=quiet, transient=True) as progress:

@@ -19,6 +19,11 @@ REALTIME_BATCH_BYTES = 4 * MIB  # the default of collector.batch_bytes
 BACKFILL_BATCH_BYTES = 32 * MIB  # backfill, engine in this process
 BACKFILL_BATCH_BYTES_SERVER = 4 * MIB  # backfill, engine reached over HTTP
 
+# The views reading one table (events and the 8 typed tables, quarantine, stats) run
+# side by side instead of one after the other: one insert keeps both cores busy
+# (backfill of 400k lines, 2 cores: 10.5 s -> 7.6 s wall, the same CPU time).
+INSERT_SETTINGS = {"parallel_view_processing": 1}
+
 
 def backfill_batch_bytes(config: "Config", in_process: bool = True) -> int:
     """collector.batch_bytes when set by the user, else 32 MiB in process / 4 MiB through a server.

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
 from cairn.errors import EngineError
-from cairn.ingest.batching import REALTIME_BATCH_BYTES
+from cairn.ingest.batching import INSERT_SETTINGS, REALTIME_BATCH_BYTES
 from cairn.ingest.checkpoints import InsertFailed, Stream
 from cairn.ingest.chunks import Chunk, LineChunker, chunks_of_range
 from cairn.ingest.collector_state import state_path, write_state
@@ -122,7 +122,7 @@ class Collector:
         self.reserve = reserve
         # Small latency-bound inserts: let the views behind `events` run side by side.
         # The collector checks the reserve itself: below it, it waits instead of failing.
-        self.loader = Loader(engine, batch_bytes, insert_settings={"parallel_view_processing": 1}, reserve=None)
+        self.loader = Loader(engine, batch_bytes, insert_settings=INSERT_SETTINGS, reserve=None)
         self.patterns = [s for s in sources if s != "-"]
         self.use_stdin = any(s == "-" for s in sources)
         self.flush_interval = flush_interval

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from cairn.engine import sql_identifier
 from cairn.errors import CairnError
-from cairn.ingest.batching import REALTIME_BATCH_BYTES, backfill_batch_bytes
+from cairn.ingest.batching import INSERT_SETTINGS, REALTIME_BATCH_BYTES, backfill_batch_bytes
 from cairn.ingest.checkpoints import Checkpoints, InsertFailed, Stream, insert_failures
 from cairn.ingest.chunks import Chunk, chunks_of_range, prefetch
 from cairn.ingest.encoding import INGEST_COLUMNS, encode_chunk, encode_chunk_pieces, encode_events
@@ -267,9 +267,15 @@ def _flat(buffers: list) -> list[bytes]:
     return [piece for buffer in buffers for piece in (buffer if isinstance(buffer, list) else [buffer])]
 
 
+def file_loader(engine: "Engine", config: "Config", warn: Callable[[str], None] | None = None) -> Loader:
+    """A loader for `cairn load`: inserts of collector.batch_bytes, the configured free-space reserve."""
+    return Loader(engine, batch_bytes=config["collector.batch_bytes"], insert_settings=INSERT_SETTINGS,
+                  reserve=disk_reserve(engine, config), warn=warn)
+
+
 def backfill_loader(engine: "Engine", config: "Config", parallel: int = 1,
                     warn: Callable[[str], None] | None = None) -> Loader:
     """A loader for past logs: backfill insert size for this engine (see ``batching.py``),
     the configured free-space reserve (see ``reserve.py``)."""
     return Loader(engine, batch_bytes=backfill_batch_bytes(config, engine.capabilities.in_process),
-                  parallel=parallel, reserve=disk_reserve(engine, config), warn=warn)
+                  parallel=parallel, insert_settings=INSERT_SETTINGS, reserve=disk_reserve(engine, config), warn=warn)

@@ -8,6 +8,7 @@ and the retention setting, read back with the embedded engine once it has exited
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -260,3 +261,29 @@ def test_the_log_can_be_turned_off(tmp_path):
         assert engine.query_value("SELECT count() FROM openedx._query_log") == 0
     finally:
         engine.close()
+
+
+# ---------------------------------------------------------------------------
+# The Operator dashboard's dataset
+# ---------------------------------------------------------------------------
+
+def test_the_slow_queries_dataset_lists_the_slowest_first_for_admins_only(served, http):
+    from cairn.superset.sources import load_sources, render_sql
+
+    query_id = new_id("slowest")
+    assert http.post("/", params={"query_id": query_id}, content="SELECT sleep(1)").status_code == 200
+    logged(http, query_id)
+    sql = render_sql(load_sources().template("slow_queries"))
+    admin = served.client(database="openedx")
+    result = admin.query(sql)
+    admin.close()
+    rows = [dict(zip(result.column_names, row)) for row in result.result_rows]
+    assert rows[0]["query_head"] == "SELECT sleep(1)" and rows[0]["duration_ms"] >= 1000
+    assert [r["duration_ms"] for r in rows] == sorted((r["duration_ms"] for r in rows), reverse=True)
+    outcomes = {r["outcome"] for r in rows}
+    assert "ok" in outcomes and any(o.startswith("error ") for o in outcomes)  # e.g. "error 497": refusals
+    assert all(re.fullmatch(r"ok|cancelled|killed|error \d+", o) for o in outcomes), outcomes
+    restricted = served.client("course_user", PASSWORD, database="openedx")
+    with pytest.raises(Exception, match="_query_log|ACCESS_DENIED|UNKNOWN_TABLE"):
+        restricted.query(sql)
+    restricted.close()

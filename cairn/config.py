@@ -286,7 +286,12 @@ SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 def all_settings() -> tuple[Setting, ...]:
-    """The built-in settings, then those added to the ``cairn.hooks.SETTINGS`` extension point."""
+    """The built-in settings, then those added to the ``cairn.hooks.SETTINGS`` extension point.
+
+    The built-in providers (``hooks.PROVIDERS``: serve.*, superset.*) are imported first,
+    so a configuration loaded by a library user knows the same settings as the CLI.
+    """
+    hooks.load_providers()
     extra = tuple(s for s in hooks.SETTINGS.items() if s.name not in SETTINGS_BY_NAME)
     return SETTINGS + extra
 
@@ -295,6 +300,7 @@ def setting_named(name: str) -> Setting | None:
     """The setting called ``name`` (built-in or added through ``cairn.hooks.SETTINGS``), or None."""
     found = SETTINGS_BY_NAME.get(name)
     if found is None:
+        hooks.load_providers()
         found = next((s for s in hooks.SETTINGS.items() if s.name == name), None)
     return found
 

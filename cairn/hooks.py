@@ -96,7 +96,8 @@ The built-in command modules are imported explicitly, in data-flow order, by
 
 #: Modules that add Cairn's built-in extensions to the hooks when imported.
 PROVIDERS: tuple[str, ...] = ("cairn.ingest.status", "cairn.serve.users", "cairn.sources.openedx_mysql",
-                               "cairn.status", "cairn.superset.status", "cairn.serve.settings")
+                               "cairn.status", "cairn.superset.settings", "cairn.superset.status",
+                               "cairn.serve.settings")
 
 _loaded = False
 

@@ -227,3 +227,16 @@ def test_config_file_must_be_utf8(tmp_path):
 def test_long_values_are_cut_in_messages(tmp_path):
     message = _refused(env={"CAIRN_SERVE_PORT": "9" * 5000})
     assert len(message) < 400 and "serve.port" in message
+
+
+def test_a_library_user_knows_the_settings_the_extensions_add(tmp_path):
+    # A fresh interpreter: only `cairn.config` is imported, as a script using the library would.
+    import subprocess
+    import sys
+
+    config = _toml(tmp_path, "[serve]\nworkers = 3\n[superset]\nport = 9000\n")
+    done = subprocess.run([sys.executable, "-c", "import sys; from cairn.config import load_config; "
+                           "c = load_config(sys.argv[1], environ={}); print(c['serve.workers'], c['superset.port'])",
+                           str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", "9000"]

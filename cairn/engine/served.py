@@ -12,6 +12,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cairn.config import Config
+    from cairn.engine import Engine
 
 SERVE_FILE = "serve.json"
 ADMIN_USER = "cairn"  # the local commands' account; reserved (cairn/serve/users.py)
@@ -56,3 +61,23 @@ def read_serve_file(data_dir: Path) -> ServedEndpoint | None:
         return ServedEndpoint(str(info["host"]), int(info["port"]), str(info["user"]), str(info["password"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def served_engine(config: "Config") -> Callable[[], "Engine | None"]:
+    """Reconnect function for a collector talking to `cairn serve` through ``serve.json``.
+
+    Never opens the data directory itself (that would stop the server from coming
+    back): it only follows where, and with which credential, the server listens now.
+    """
+
+    def reconnect() -> "Engine | None":
+        from cairn.engine import RemoteEngine
+        from cairn.engine.served import read_serve_file
+
+        served = read_serve_file(config.data_dir)
+        if served is None:
+            return None
+        return RemoteEngine(served.host, served.port, served.user, served.password, config.database,
+                            connect_timeout=2, via_serve=True)
+
+    return reconnect

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
+from cairn.engine.served import served_engine
 from cairn.errors import EngineError
 from cairn.ingest.batching import INSERT_SETTINGS, REALTIME_BATCH_BYTES
 from cairn.ingest.checkpoints import InsertFailed, Stream
@@ -555,26 +556,6 @@ class Collector:
             return
         self._last_state = now
         write_state(self.state_path, self.state(running))
-
-
-def served_engine(config: "Config") -> Callable[[], "Engine | None"]:
-    """Reconnect function for a collector talking to `cairn serve` through ``serve.json``.
-
-    Never opens the data directory itself (that would stop the server from coming
-    back): it only follows where, and with which credential, the server listens now.
-    """
-
-    def reconnect() -> "Engine | None":
-        from cairn.engine import RemoteEngine
-        from cairn.engine.served import read_serve_file
-
-        served = read_serve_file(config.data_dir)
-        if served is None:
-            return None
-        return RemoteEngine(served.host, served.port, served.user, served.password, config.database,
-                            connect_timeout=2, via_serve=True)
-
-    return reconnect
 
 
 def collector_for(engine: "Engine", config: "Config", sources: Iterable[str],

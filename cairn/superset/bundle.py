@@ -221,40 +221,7 @@ def _params_and_query(kind: str, spec: dict[str, Any], dataset: DatasetSource,
                   "header_font_size": 0.3, "subheader_font_size": 0.125, "force_timestamp_formatting": False}
         return params, {"metrics": metrics, "columns": [], "row_limit": 1}
     if kind in ("trend", "bar", "line", "area"):
-        x = spec.get("x")
-        if not x:
-            raise CairnError(f"{where}: a {kind} chart needs an `x` column")
-        if not metrics:
-            raise CairnError(f"{where}: a {kind} chart needs `metric` or `metrics`")
-        temporal = dataset.column(x).is_temporal
-        grain = spec.get("grain", "P1D") if temporal else None
-        if grain and grain not in TIME_GRAINS:
-            raise CairnError(f"{where}: `grain` must be one of {TIME_GRAINS}")
-        axis = {"columnType": "BASE_AXIS", "sqlExpression": x, "label": x, "expressionType": "SQL"}
-        if grain:
-            axis["timeGrain"] = grain
-        groupby = list(spec.get("groupby") or [])
-        params = {**common, "x_axis": x, "time_grain_sqla": grain, "metrics": metrics, "groupby": groupby,
-                  "x_axis_sort_asc": True, "x_axis_sort_series": "name", "x_axis_sort_series_ascending": True,
-                  "order_desc": True, "truncate_metric": True, "show_legend": bool(groupby) or len(metrics) > 1,
-                  "legendType": "scroll", "legendOrientation": "top", "rich_tooltip": True,
-                  "x_axis_title": spec.get("x_title", ""), "y_axis_title": spec.get("y_title", ""),
-                  "time_range": "No filter", "comparison_type": "values"}
-        if kind == "trend":
-            params = {**common, "metric": metrics[0], "x_axis": x, "time_grain_sqla": grain,
-                      "show_trend_line": True, "start_y_axis_at_zero": True, "time_range": "No filter",
-                      "subheader": spec.get("subheader", "")}
-        if not temporal:
-            params["x_axis_sort"] = x
-        if spec.get("stack"):
-            params["stack"] = "Stack"
-        if kind == "area":
-            params.update({"opacity": 0.4, "markerEnabled": False})
-        if kind == "line":
-            params.update({"markerEnabled": True, "markerSize": 4})
-        query = {"metrics": metrics, "columns": [axis, *groupby], "orderby": [[x, True]], "row_limit": limit,
-                 "time_range": "No filter"}
-        return params, query
+        return _series_chart(kind, spec, dataset, where, metrics, common)
     if kind == "pie":
         groupby = list(spec.get("groupby") or [])
         params = {**common, "metric": metrics[0], "groupby": groupby, "show_labels": True,
@@ -270,7 +237,53 @@ def _params_and_query(kind: str, spec: dict[str, Any], dataset: DatasetSource,
                   "normalize": False, "cumulative": False, "x_axis_title": spec.get("x_title", column),
                   "y_axis_title": spec.get("y_title", "Learners"), "show_value": True}
         return params, {"columns": [column], "metrics": [], "row_limit": limit}
-    # table
+    return _table_chart(spec, where, metrics, common)
+
+
+def _series_chart(kind: str, spec: dict[str, Any], dataset: DatasetSource, where: str,
+                  metrics: list, common: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A chart along an x axis (trend, bar, line, area): its form data and query."""
+    limit = common["row_limit"]
+    x = spec.get("x")
+    if not x:
+        raise CairnError(f"{where}: a {kind} chart needs an `x` column")
+    if not metrics:
+        raise CairnError(f"{where}: a {kind} chart needs `metric` or `metrics`")
+    temporal = dataset.column(x).is_temporal
+    grain = spec.get("grain", "P1D") if temporal else None
+    if grain and grain not in TIME_GRAINS:
+        raise CairnError(f"{where}: `grain` must be one of {TIME_GRAINS}")
+    axis = {"columnType": "BASE_AXIS", "sqlExpression": x, "label": x, "expressionType": "SQL"}
+    if grain:
+        axis["timeGrain"] = grain
+    groupby = list(spec.get("groupby") or [])
+    params = {**common, "x_axis": x, "time_grain_sqla": grain, "metrics": metrics, "groupby": groupby,
+              "x_axis_sort_asc": True, "x_axis_sort_series": "name", "x_axis_sort_series_ascending": True,
+              "order_desc": True, "truncate_metric": True, "show_legend": bool(groupby) or len(metrics) > 1,
+              "legendType": "scroll", "legendOrientation": "top", "rich_tooltip": True,
+              "x_axis_title": spec.get("x_title", ""), "y_axis_title": spec.get("y_title", ""),
+              "time_range": "No filter", "comparison_type": "values"}
+    if kind == "trend":
+        params = {**common, "metric": metrics[0], "x_axis": x, "time_grain_sqla": grain,
+                  "show_trend_line": True, "start_y_axis_at_zero": True, "time_range": "No filter",
+                  "subheader": spec.get("subheader", "")}
+    if not temporal:
+        params["x_axis_sort"] = x
+    if spec.get("stack"):
+        params["stack"] = "Stack"
+    if kind == "area":
+        params.update({"opacity": 0.4, "markerEnabled": False})
+    if kind == "line":
+        params.update({"markerEnabled": True, "markerSize": 4})
+    query = {"metrics": metrics, "columns": [axis, *groupby], "orderby": [[x, True]], "row_limit": limit,
+             "time_range": "No filter"}
+    return params, query
+
+
+def _table_chart(spec: dict[str, Any], where: str, metrics: list,
+                 common: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A table: rows as they are (`columns`) or aggregated (`groupby` and `metrics`)."""
+    limit = common["row_limit"]
     if spec.get("columns"):
         columns = list(spec["columns"])
         order = spec.get("order")

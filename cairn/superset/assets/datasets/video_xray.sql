@@ -1,8 +1,8 @@
 -- Video x-ray: for one video (the Video filter, else the most watched one), per second of the video, how many
 -- learners watched it (unique viewers) and how many more times it was watched (repeat views). Built from
--- watched segments without a row per watched second: each learner's segments are merged where they overlap
--- (arrayFold), every segment adds +1 at its first second and -1 after its last, and running sums give the
--- counts per second.
+-- watched segments without a row per watched second: each learner's segments, widened to whole seconds, are
+-- merged where they overlap (arrayFold), every segment adds +1 at its first second and -1 after its last, and
+-- running sums give the counts per second.
 -- columns: video String, second UInt32, unique_viewers Int64, repeat_views Int64
 WITH chosen AS (
     SELECT course_id, block_id, {{ block_label('b') }} AS label
@@ -31,12 +31,13 @@ FROM (
                        [(toUInt32(ceil(video_duration)), 0, 0)])) AS step
             FROM (
                 SELECT course_id, video_id, user_id, segments, video_duration,
-                       -- overlapping segments of one learner become one run
+                       -- overlapping segments of one learner become one run (in whole seconds: 1.2-3.4 and
+                       -- 3.6-5.0 both cover second 3, where the learner is one viewer)
                        arrayFold((acc, s) -> if(empty(acc) OR s.1 > acc[-1].2, arrayPushBack(acc, s),
                                                 arrayPushBack(arrayPopBack(acc), (acc[-1].1, greatest(acc[-1].2, s.2)))),
                                  segments, CAST([], 'Array(Tuple(Float64, Float64))')) AS runs
                 FROM (
-                    SELECT course_id, video_id, user_id, arraySort(groupArray((assumeNotNull(start_at), assumeNotNull(least(end_at, duration))))) AS segments,
+                    SELECT course_id, video_id, user_id, arraySort(groupArray((floor(assumeNotNull(start_at)), ceil(assumeNotNull(least(end_at, duration)))))) AS segments,
                            max(duration) AS video_duration
                     FROM (
                         SELECT course_id, video_id, assumeNotNull(user_id) AS user_id, ifNull(duration, 0) AS duration,

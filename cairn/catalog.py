@@ -129,6 +129,7 @@ TABLES: tuple[Table, ...] = (
     _internal("_course_blocks_staging", "A course import is written here, then swapped into course_blocks"),
     _internal("_migrations", "Migrations applied, with their checksums"),
     _internal("_users", "Datalake users and their course/org scopes"),
+    _internal("_query_log", "Statements cairn serve finished: who, how long, outcome (admins only)"),
 )
 
 BY_NAME: dict[str, Table] = {table.name: table for table in TABLES}

@@ -212,8 +212,11 @@ class JourneyWriter:
                     f"http://{LMS_HOST}/dashboard")
         e.deactivated_at = t
 
-    def session(self, e: Enrollment, t: float, n_units: int) -> float:
-        """Render one study session of ``n_units`` units from ``e.next_unit``; returns its end time."""
+    def session(self, e: Enrollment, t: float, n_units: int, stop_at: float = float("inf")) -> float:
+        """Render one study session of ``n_units`` units from ``e.next_unit``; returns its end time.
+
+        No unit is started at or after ``stop_at`` (the session ends there, short).
+        """
         info = self.info[e.course_id]
         s = _Session(info, e, t)
         rng, scale = e.rng, self.time_scale
@@ -223,6 +226,9 @@ class JourneyWriter:
         cid = s.cid
         previous_sub = None
         for index in range(first, last):
+            if t >= stop_at:
+                last = index
+                break
             section, sub, unit = units[index]
             position = sub.units.index(unit) + 1
             mfe_page, xblock_page = info.pages[unit.block_id]

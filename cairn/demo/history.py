@@ -15,6 +15,8 @@ from typing import IO, Callable
 from cairn.demo.events import JourneyWriter, format_times
 from cairn.demo.journeys import Enrollment
 
+LAST_UNIT_MARGIN = 3600.0  # seconds before the end of the history after which no unit starts
+
 
 def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_end: float,
                    out: IO[str], progress: Callable[[int], None] | None = None) -> int:
@@ -55,7 +57,9 @@ def render_history(writer: JourneyWriter, enrollments: list[Enrollment], period_
             writer.enroll(e)
         elif kind == 1:
             if e.deactivated_at is None:
-                writer.session(e, when, units)
+                # The history ends at period_end: a session late on the last day stops
+                # starting units early enough for none to run past it (a unit takes minutes).
+                writer.session(e, when, units, stop_at=period_end - LAST_UNIT_MARGIN)
         else:
             writer.unenroll(e, when)
     pending.extend(writer.out)

@@ -8,50 +8,24 @@ test recomputes the dataset in Python from the raw tables, whole lake, one cours
 
 from __future__ import annotations
 
-import os
-import subprocess
-import uuid
 from collections import defaultdict
 
-import pymysql
 import pytest
 
 from cairn.superset.sources import load_sources, render_sql
-from support.serve import CAIRN, start_server, stop_server
+from support.demo_lake import served_demo
 
-DB = f"cairn_t_rewr_{uuid.uuid4().hex[:8]}"
 COUNTED = ("html", "video", "problem")
-
-
-def run(data_dir, *args: str) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
-    environment = {**clean, "CAIRN_DATA_DIR": str(data_dir), "CAIRN_MYSQL_DATABASE": DB, "COLUMNS": "200"}
-    done = subprocess.run([CAIRN, *args], env=environment, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"cairn {' '.join(args)}: {done.stdout}{done.stderr}"
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     """An admin client of `cairn serve` on a small demo (3 courses, so filters leave some out)."""
-    root = tmp_path_factory.mktemp("rewrites")
-    data, demo = root / "data", root / "demo"
-    try:
-        run(data, "demo", "--learners", "200", "--courses", "3", "--days", "21", "--seed", "11",
-            "--output", str(demo))
-        run(data, "migrate")
-        run(data, "import-course", *map(str, sorted((demo / "courses").iterdir())))
-        run(data, "backfill", "--quiet", str(demo / "tracking.log"))
-        run(data, "mysql", "sync")
-        served = start_server(data, env={"CAIRN_MYSQL_DATABASE": DB})
+    with served_demo(tmp_path_factory.mktemp("rewrites"), learners=200, courses=3, days=21, seed=11,
+                     loader="backfill") as (served, _):
         admin = served.client(database="openedx")
         yield admin
         admin.close()
-        stop_server(served)
-    finally:
-        conn = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{DB}`")
-        conn.close()
 
 
 def expected_unit_completion(client, courses: set[str]) -> dict:

@@ -8,56 +8,26 @@ columns its header declares, and give the numbers the demo's ground truth (or an
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import uuid
 
-import pymysql
 import pytest
 
 from cairn.superset.sources import load_sources, render_sql
 from support.paths import PROJECT_ROOT
-from support.serve import CAIRN, start_server, stop_server
+from support.demo_lake import served_demo
 
-DB = f"cairn_t_dash_{uuid.uuid4().hex[:8]}"
 SOURCES = load_sources()
 TEMPORAL = ("Date", "DateTime")
 MAY_BE_EMPTY = ("quarantine", "events_per_minute", "slow_queries")  # a new server has logged nothing yet
 
 
-def env(data_dir) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
-    return {**clean, "CAIRN_DATA_DIR": str(data_dir), "CAIRN_MYSQL_DATABASE": DB, "COLUMNS": "200"}
-
-
-def run(data_dir, *args: str) -> str:
-    done = subprocess.run([CAIRN, *args], env=env(data_dir), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"cairn {' '.join(args)}: {done.stdout}{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     """(served, admin client, ground truth): a small demo (ends today) loaded and served."""
-    root = tmp_path_factory.mktemp("dash")
-    data, demo = root / "data", root / "demo"
-    try:
-        run(data, "demo", "--learners", "150", "--courses", "2", "--days", "21", "--seed", "7",
-            "--output", str(demo))
-        run(data, "migrate")
-        run(data, "import-course", *map(str, sorted((demo / "courses").iterdir())))
-        run(data, "load", str(demo / "tracking.log"))
-        run(data, "mysql", "sync")
-        served = start_server(data, env={"CAIRN_MYSQL_DATABASE": DB})
+    with served_demo(tmp_path_factory.mktemp("dash"), learners=150, courses=2, days=21, seed=7) as (served, demo):
         client = served.client(database="openedx")
         yield served, client, json.loads((demo / "ground_truth.json").read_text())
         client.close()
-        stop_server(served)
-    finally:
-        conn = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{DB}`")
-        conn.close()
 
 
 def rows(client, dataset: str, **filters) -> list[dict]:

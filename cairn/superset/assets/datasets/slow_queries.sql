@@ -1,5 +1,5 @@
--- Slowest recent queries (operators): the 50 slowest statements `cairn serve` finished in the last 24 hours (or the
--- dashboard's date range), slowest first, with who ran them, what they read and how they ended. Internal table: admins only.
+-- Slowest recent queries (operators): statements `cairn serve` finished in the last 24 hours (or the dashboard's
+-- date range), slowest first, with who ran them, what they read and how they ended. Internal table: admins only.
 -- time: started_at
 -- columns: started_at DateTime, user String, duration_ms UInt32, rows_read UInt64, result_rows UInt64, kind String, query_head String, outcome String, error_code Int32, client String
 SELECT
@@ -17,4 +17,4 @@ FROM _query_log AS l
 WHERE 1
 {%- if from_dttm or to_dttm %} {{ period('l.started_at') }}{% else %} AND l.started_at >= now() - INTERVAL 24 HOUR{% endif %}
 ORDER BY l.duration_ms DESC
-LIMIT 50
+LIMIT 1000

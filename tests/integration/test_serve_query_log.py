@@ -270,8 +270,11 @@ def test_the_log_can_be_turned_off(tmp_path):
 def test_the_slow_queries_dataset_lists_the_slowest_first_for_admins_only(served, http):
     from cairn.superset.sources import load_sources, render_sql
 
+    failed_id = new_id("failing")  # the test's own error row (it may run alone)
+    assert http.post("/", params={"query_id": failed_id}, content="SELECT throwIf(1)").status_code != 200
     query_id = new_id("slowest")
     assert http.post("/", params={"query_id": query_id}, content="SELECT sleep(1)").status_code == 200
+    logged(http, failed_id)
     logged(http, query_id)
     sql = render_sql(load_sources().template("slow_queries"))
     admin = served.client(database="openedx")

@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the generated datalake here")
     parser.add_argument("--keep-log", action="store_true", help="keep the generated tracking log after loading it")
     parser.add_argument("--prepare-only", action="store_true", help="build the datalake, run no query")
-    parser.add_argument("--report", type=Path, default=Path("/tmp/helpers/bench-dashboards.md"))
+    parser.add_argument("--report", type=Path, default=None, help="also write the report (Markdown) to this file")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-dash-"))
     mysql_db = "cairn_bench_dashboards"
@@ -200,8 +200,9 @@ def main() -> None:
 
         stop_server(served)
     print(report)
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(report)
+    if args.report is not None:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(report)
 
 
 def run(served, steps: dict, args) -> str:

@@ -138,12 +138,15 @@ class QueryRecord:
     """The query's ``RunningQuery`` (``cairn.serve.queries``): its ``cancelled`` says it was killed."""
 
     def statement(self, sql: str, kind: str | None = None) -> None:
-        """The statement's text (masked, cut to ``QUERY_BYTES``) and its kind."""
-        from cairn.serve.statement import Statement
+        """The statement's text (masked, cut to ``QUERY_BYTES``) and its kind.
 
+        Without ``kind`` (the request failed before its statement was classified) the
+        text is classified when the row is written, on the flusher's thread: the request
+        does not parse it twice.
+        """
         text = head(sql, QUERY_BYTES + 1024)  # room for what masking shortens
         self.query = head(mask_secrets(text), QUERY_BYTES)
-        self.kind = kind if kind is not None else Statement.parse(text).kind
+        self.kind = kind or ""
 
     def read(self, rows_read: int = 0, bytes_read: int = 0, result_rows: int = 0, written_rows: int = 0) -> None:
         """The statement's counters, as its ``X-ClickHouse-Summary`` reports them."""
@@ -162,6 +165,10 @@ class QueryRecord:
 
     def row(self) -> dict[str, Any]:
         """The record as one ``_query_log`` row (JSONEachRow)."""
+        if not self.kind and self.query:
+            from cairn.serve.statement import Statement
+
+            self.kind = Statement.parse(self.query).kind
         seconds = int(self.started_at)
         millis = int((self.started_at - seconds) * 1000)
         return {

@@ -120,6 +120,7 @@ TABLES: tuple[Table, ...] = (
     Table("completion_with_blocks", "course", "One row per completed block and learner, with the block names",
           course_column="course_id"),
     # Cairn's own storage.
+    _internal("_ingest_chunks", "Insert chunks of whole tracking-log lines here; _ingest_split cuts them into lines"),
     _internal("_ingest", "Insert tracking-log lines here; materialized views route them"),
     _internal("_lines", "Classified lines (stores nothing)"),
     _internal("_event_rows", "Parsed events (stores nothing)"),

@@ -6,7 +6,7 @@ One tracking-log line goes, in data-flow order, through:
 ``files``              what may be loaded, opening (plain or gzip), fingerprints, JSON documents
 ``identity``           which stream a file is: first line, then the 4 KiB before the position loaded
 ``chunks``             chunks of whole lines (long lines cut), replay ranges, prefetch
-``encoding``           TabSeparated ``_ingest`` rows (source, source_offset, line)
+``encoding``           chunks as they are (``_ingest_chunks``) or TabSeparated rows (``_ingest``)
 ``checkpoints``        the exactly-once protocol: intent rows, tokens, commits
 ``batching``           how many bytes go into one insert (real time, backfill)
 ``reserve``            free space kept on the data directory's disk (pause, refuse)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 from cairn.engine import sql_identifier
 from cairn.errors import EngineError, EngineUnavailable
 from cairn.ingest.chunks import Chunk
-from cairn.ingest.encoding import encode_chunk
+from cairn.ingest.encoding import CHUNKS, Encoded, encode_chunk, encode_range
 from cairn.ingest.files import anchor_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,6 +74,7 @@ class Checkpoint:
     size: int = 0
     updated_at: datetime | None = None
     anchor: str = ""  # hash of the file's bytes just before `offset` ("" at 0 and in rows older than it)
+    encoding: str = CHUNKS  # how the pending range was sent (encoding.py; "" in rows older than chunks)
 
     @property
     def has_intent(self) -> bool:
@@ -112,16 +113,16 @@ class Checkpoints:
 
     _LATEST = ("fingerprint, argMax(offset, updated_at), argMax(pending_end, updated_at), argMax(source, updated_at), "
                "argMax(size, updated_at), max(updated_at), argMax(pending_cuts, updated_at), "
-               "argMax(anchor, updated_at)")
+               "argMax(anchor, updated_at), argMax(pending_encoding, updated_at)")
 
     def _checkpoint(self, row: tuple) -> Checkpoint:
-        fp, offset, pending_end, source, size, updated_at, cuts, anchor = row
+        fp, offset, pending_end, source, size, updated_at, cuts, anchor, encoding = row
         if updated_at is not None:
             if updated_at.tzinfo is None:
                 updated_at = updated_at.replace(tzinfo=timezone.utc)
             self._last_time = max(self._last_time, updated_at.timestamp())
         return Checkpoint(fp, int(offset), int(pending_end), [int(c) for c in cuts], source, int(size),
-                          updated_at, anchor)
+                          updated_at, anchor, encoding)
 
     def sharing_first_line(self, head: str) -> list[Checkpoint]:
         """The streams named after first-line hash ``head`` (``head``, ``head~2``, ...), in name order."""
@@ -141,11 +142,14 @@ class Checkpoints:
 
     def write(self, fp: str, source: str, offset: int, pending_end: int, size: int,
               cuts: Iterable[int] = (), anchor: str = "") -> None:
-        """Append a checkpoint row (durable once this returns); ``anchor``: see :class:`Checkpoint`."""
+        """Append a checkpoint row (durable once this returns); ``anchor``: see :class:`Checkpoint`.
+
+        Its pending range is always sent the way of this version (``CHUNKS``).
+        """
         self.engine.insert(self.table, [[fp, source, offset, max(pending_end, offset), list(cuts), size, self._now(),
-                                         anchor]],
+                                         anchor, CHUNKS]],
                            ["fingerprint", "source", "offset", "pending_end", "pending_cuts", "size", "updated_at",
-                            "anchor"])
+                            "anchor", "pending_encoding"])
 
     def set(self, fp: str, source: str, offset: int, size: int, anchor: str = "") -> None:
         """Commit ``offset`` with no pending range."""
@@ -194,7 +198,9 @@ class Stream:
             # Each chunk of the interrupted group again, with its own token.
             for start, end in cp.pending_ranges():
                 chunks = list(reader(start, end))
-                encoded = [encode_chunk(self.source, c) for c in chunks]
+                # Sent as its first attempt was (an intent older than chunks: as rows), so
+                # that deduplication recognises what of it landed.
+                encoded = encode_range(self.source, chunks, cp.encoding)
                 with self._failure(start, end):
                     self.loader.insert_encoded(encoded, chunk_token(self.fp, start, end))
                 if chunks:
@@ -208,7 +214,7 @@ class Stream:
             self.sent_end = cp.offset
         return self.sent_end
 
-    def send(self, chunk: Chunk, size: int, encoded: bytes | None = None) -> None:
+    def send(self, chunk: Chunk, size: int, encoded: Encoded | None = None) -> None:
         """Insert one chunk starting at the current position, exactly once."""
         if chunk.start != self.sent_end:
             raise RuntimeError(f"chunk starts at {chunk.start}, stream is at {self.sent_end}")
@@ -216,14 +222,14 @@ class Stream:
         # The intent row commits the previous chunk (offset = its end) and announces this one.
         self.loader.checkpoints.write(self.fp, self.source, chunk.start, chunk.end, self.size, anchor=self.anchor)
         with self._failure(chunk.start, chunk.end):
-            self.loader.insert_encoded([encoded if encoded is not None else encode_chunk(self.source, chunk)],
+            self.loader.insert_encoded(encoded if encoded is not None else encode_chunk(self.source, chunk),
                                        chunk_token(self.fp, chunk.start, chunk.end))
         self.offset = chunk.start
         self.sent_end = chunk.end
         self.anchor = anchor_of(chunk.tail)
         self.dirty = True
 
-    def send_group(self, chunks: list[Chunk], encoded: list[bytes], size: int) -> None:
+    def send_group(self, chunks: list[Chunk], encoded: list[Encoded], size: int) -> None:
         """Insert consecutive chunks at the same time (one insert each), exactly once.
 
         One intent row announces the whole range and the boundaries inside it.

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 from cairn.ingest.files import ANCHOR_BYTES, open_log
 
@@ -203,16 +203,17 @@ def chunks_of_range(path: Path | str | Callable[[], BinaryIO],
 
 
 _DONE = object()
+Encoding = TypeVar("Encoding")
 
 
-def prefetch(handle: BinaryIO, start: int, batch_bytes: int, encode: Callable[[Chunk], bytes],
-             depth: int = 2) -> Iterator[tuple[Chunk, bytes]]:
+def prefetch(handle: BinaryIO, start: int, batch_bytes: int, encode: Callable[[Chunk], Encoding],
+             depth: int = 2) -> Iterator[tuple[Chunk, Encoding]]:
     """Chunks of a finished file with their encoding, produced by a reader thread.
 
     The thread reads and encodes ahead while the engine inserts. At most ``depth``
     chunks wait in memory; the chunks handed out keep their range and line count
-    but not their bytes (only the encoded rows are needed). Errors in the thread
-    are re-raised here.
+    but not their bytes (only the encoding is sent). Errors in the thread are
+    re-raised here.
     """
     out: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -224,7 +225,7 @@ def prefetch(handle: BinaryIO, start: int, batch_bytes: int, encode: Callable[[C
                 chunk = chunker.next_chunk(final=True)
                 if chunk is None:
                     break
-                # Keep only the encoded rows: the raw bytes are not needed any more.
+                # Hand out the encoding only (which may hold the bytes themselves: no copy).
                 item = (Chunk(chunk.start, chunk.end, b"", chunk.lines, chunk.tail), encode(chunk))
                 while not stop.is_set():
                     try:

@@ -1,10 +1,10 @@
 """Load tracking-log files into the datalake, exactly once.
 
 Python only moves bytes: it cuts files into chunks of whole lines
-(``chunks.py``), encodes them as TabSeparated rows (``encoding.py``) and streams
-them into ``_ingest`` through the exactly-once protocol of ``checkpoints.py``;
-ClickHouse classifies and parses every line
-(``cairn/schema/migrations/0001_ingest.sql``).
+(``chunks.py``) and streams each chunk as it is into ``_ingest_chunks``
+(``encoding.py``) through the exactly-once protocol of ``checkpoints.py``;
+ClickHouse cuts the chunks into lines, classifies and parses every line
+(``cairn/schema/migrations/0065_ingest_chunks.sql``, ``0060_ingest_parse_once.sql``).
 
 Accepted inputs: bare JSON lines, lines with the logging prefix Tutor writes
 (``... [tracking] [user 6] [ip 172.18.0.1] logger.py:41 - {json}``), console
@@ -29,7 +29,7 @@ from cairn.errors import CairnError
 from cairn.ingest.batching import INSERT_SETTINGS, REALTIME_BATCH_BYTES, backfill_batch_bytes
 from cairn.ingest.checkpoints import Checkpoints, InsertFailed, Stream, insert_failures
 from cairn.ingest.chunks import Chunk, chunks_of_range, prefetch
-from cairn.ingest.encoding import INGEST_COLUMNS, encode_chunk, encode_chunk_pieces, encode_events
+from cairn.ingest.encoding import Encoded, encode_chunk, encode_events
 from cairn.ingest.files import (FINGERPRINT_BYTES, document_events, document_fingerprint,
                                 fingerprint, loadable_file, open_log, read_window)
 from cairn.ingest.identity import resolve_stream
@@ -78,17 +78,20 @@ class Loader:
         self.parallel = max(1, parallel)
         self._inserters: list["Engine"] = []
         self.checkpoints = Checkpoints(engine)
-        self.ingest_table = f"{sql_identifier(engine.database)}._ingest"
+        self.database = sql_identifier(engine.database)
 
     def _settings(self, token: str) -> dict:
         return {**self.insert_settings, "insert_deduplication_token": token}
 
-    def insert_encoded(self, buffers: list[bytes | list[bytes]], token: str) -> None:
-        """Insert TabSeparated rows (buffers, or lists of pieces of one); the same token twice stores them once."""
-        self.engine.insert_raw(self.ingest_table, _flat(buffers), "TabSeparated", column_names=INGEST_COLUMNS,
-                               settings=self._settings(token))
+    def _insert(self, engine: "Engine", encoded: Encoded, token: str) -> None:
+        engine.insert_raw(f"{self.database}.{sql_identifier(encoded.table)}", encoded.pieces, encoded.fmt,
+                          column_names=encoded.columns, settings=self._settings(token))
 
-    def insert_parallel(self, inserts: list[tuple[bytes, str]]) -> None:
+    def insert_encoded(self, encoded: Encoded, token: str) -> None:
+        """Insert encoded lines (``encoding.py``); the same token twice stores them once."""
+        self._insert(self.engine, encoded, token)
+
+    def insert_parallel(self, inserts: list[tuple[Encoded, str]]) -> None:
         """Several (rows, token) inserts at the same time, one connection each.
 
         The embedded engine runs one insert per connection at a time and releases the
@@ -96,9 +99,8 @@ class Loader:
         """
         engines = self._parallel_engines(len(inserts))
         with ThreadPoolExecutor(len(inserts)) as pool:
-            futures = [pool.submit(engine.insert_raw, self.ingest_table, _flat([data]), "TabSeparated",
-                                   INGEST_COLUMNS, self._settings(token))
-                       for engine, (data, token) in zip(engines, inserts)]
+            futures = [pool.submit(self._insert, engine, encoded, token)
+                       for engine, (encoded, token) in zip(engines, inserts)]
             for future in futures:
                 future.result()
 
@@ -120,7 +122,7 @@ class Loader:
 
     def insert_chunk(self, source: str, chunk: Chunk, token: str) -> None:
         """Insert whole lines; the same token twice stores them once."""
-        self.insert_encoded([encode_chunk(source, chunk)], token)
+        self.insert_encoded(encode_chunk(source, chunk), token)
 
     def load_file(self, path: str | os.PathLike, progress: ProgressCallback | None = None,
                   lines: Callable[[int], None] | None = None) -> LoadResult:
@@ -174,10 +176,10 @@ class Loader:
                 return
             if progress and start:
                 progress(start)
-            # A thread reads and encodes ahead while the engine inserts; with
-            # parallel > 1, groups of chunks go in through several connections at once.
-            group: list[tuple[Chunk, bytes]] = []
-            items = prefetch(handle, start, self.batch_bytes, lambda chunk: encode_chunk_pieces(source, chunk),
+            # A thread reads ahead while the engine inserts; with parallel > 1,
+            # groups of chunks go in through several connections at once.
+            group: list[tuple[Chunk, Encoded]] = []
+            items = prefetch(handle, start, self.batch_bytes, lambda chunk: encode_chunk(source, chunk),
                              depth=self.parallel)
             for item in chain(items, [None]):
                 if item is not None:
@@ -221,7 +223,7 @@ class Loader:
                 f"byte {loaded_to:,}; if it was rotated with copytruncate, load the rotated copy too")
 
     @staticmethod
-    def _send_group(stream: Stream, group: list[tuple[Chunk, bytes]], result: LoadResult,
+    def _send_group(stream: Stream, group: list[tuple[Chunk, Encoded]], result: LoadResult,
                     progress: ProgressCallback | None, lines: Callable[[int], None] | None) -> None:
         chunks = [chunk for chunk, _ in group]
         stream.send_group(chunks, [data for _, data in group], chunks[-1].end)
@@ -246,7 +248,7 @@ class Loader:
             self._check_reserve(upcoming=len(content))
             self.checkpoints.write(fp, source, 0, len(events), len(events))
             with insert_failures(source, 0, len(events), unit="events"):
-                self.insert_encoded([rows], f"{fp}:all")
+                self.insert_encoded(rows, f"{fp}:all")
             self.checkpoints.set(fp, source, len(events), len(events))
             result.bytes_loaded = len(content)
             result.chunks = 1
@@ -260,11 +262,6 @@ class Loader:
             f"SELECT status, sum(lines) FROM {sql_identifier(self.engine.database)}._ingest_stats "
             "WHERE source = {source:String} GROUP BY status", {"source": source})
         return {status: int(lines) for status, lines in rows}
-
-
-def _flat(buffers: list) -> list[bytes]:
-    """Buffers with lists of pieces (``encode_chunk_pieces``) spread out, in order."""
-    return [piece for buffer in buffers for piece in (buffer if isinstance(buffer, list) else [buffer])]
 
 
 def file_loader(engine: "Engine", config: "Config", warn: Callable[[str], None] | None = None) -> Loader:

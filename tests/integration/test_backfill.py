@@ -73,7 +73,7 @@ def test_interrupted_chunk_is_replayed_with_its_own_range(datalake, tmp_path, la
     with open(log, "rb") as handle:
         chunk = LineChunker(handle, 0, cut).next_chunk()
     assert chunk.end == cut
-    loader.insert_encoded([encode_chunk(source, chunk)], f"{fp}:0:{cut}")
+    loader.insert_encoded(encode_chunk(source, chunk), f"{fp}:0:{cut}")
     checkpoints.set(fp, source, cut, len(content))
     end = content.index(b"\n", cut + 1000) + 1
     checkpoints.write(fp, source, cut, end, len(content))
@@ -81,7 +81,7 @@ def test_interrupted_chunk_is_replayed_with_its_own_range(datalake, tmp_path, la
         with open(log, "rb") as handle:
             announced = LineChunker(handle, cut, end - cut, stop=end).next_chunk()
         assert (announced.start, announced.end) == (cut, end)
-        loader.insert_encoded([encode_chunk(source, announced)], f"{fp}:{cut}:{end}")
+        loader.insert_encoded(encode_chunk(source, announced), f"{fp}:{cut}:{end}")
     assert datalake.query_value("SELECT count() FROM openedx.events") == content[:end if landed else cut].count(b"\n")
     with open(log, "ab") as out:  # the file grows before the restart
         out.write(b'{"name": "late", "time": "2026-04-01T00:00:00+00:00"}\n')
@@ -102,7 +102,7 @@ def test_interrupted_parallel_group_lands_each_chunk_once(datalake, tmp_path):
         chunker = LineChunker(handle, 0, 64 * 1024)
         first, second = chunker.next_chunk(), chunker.next_chunk()
     Checkpoints(datalake).write(fp, source, 0, second.end, len(content), cuts=[first.end])
-    loader.insert_encoded([encode_chunk(source, second)], f"{fp}:{first.end}:{second.end}")
+    loader.insert_encoded(encode_chunk(source, second), f"{fp}:{first.end}:{second.end}")
     landed = second.data.count(b"\n")
     assert datalake.query_value("SELECT count() FROM openedx.events") == landed
     result = loader.load_file(log)

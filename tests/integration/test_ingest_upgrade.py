@@ -1,19 +1,28 @@
-"""The parse-once views (migration 0060) upgrade a datalake in place (issue 9).
+"""The parse-once views (migration 0060) and chunks (0065) upgrade a datalake in place (issue 9).
 
 A datalake built with the views of migrations 0001-0010 loads the first half of a
 file; `cairn migrate` then replaces the views; the same file, grown to its full
 length, continues from its checkpoint. Every table then holds exactly what a fresh
 datalake gets from loading the whole file with the new views (same rows, same
 `event_id`s), apart from the load-time stamps.
+
+A crash of a version older than chunks leaves an intent row without
+`pending_encoding` and maybe the range stored as rows: the new version replays that
+range as rows, through the same views, so that ClickHouse's deduplication drops it.
 """
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from cairn.config import load_config
 from cairn.engine import open_engine
+from cairn.ingest.checkpoints import chunk_token
+from cairn.ingest.chunks import LineChunker
+from cairn.ingest.encoding import ROWS, encode_chunk
+from cairn.ingest.files import fingerprint
 from cairn.ingest.loader import Loader
 from cairn.schema.migrator import Migrator
 from support.paths import EVENTS
@@ -86,5 +95,43 @@ def test_half_loaded_before_the_migration_half_after_equals_a_fresh_load(tmp_pat
     assert len(upgraded["events"]) > 3000 and upgraded["problem_events"] and upgraded["video_events"]
     for table in upgraded:
         assert upgraded[table] == fresh[table], table
+    fresh_engine.close()
+    engine.close()
+
+
+def test_an_intent_written_before_chunks_is_replayed_as_rows_once(tmp_path):
+    content = _content(tmp_path)
+    log = tmp_path / "tracking.log"
+    log.write_bytes(content)
+    source = str(log.resolve())
+    data_dir = tmp_path / "data"
+    config = load_config(overrides={"data_dir": str(data_dir), "database": "replayed"})
+    engine = open_engine(config)
+    Migrator(engine, config).run()
+    loader = Loader(engine, batch_bytes=256 * 1024)
+    fp = loader.stream_name(log, fingerprint(log))
+    with open(log, "rb") as handle:
+        first = LineChunker(handle, 0, loader.batch_bytes).next_chunk(final=True)
+    # What the older version left when it stopped between its insert and the next
+    # checkpoint row: the intent (its row has no pending_encoding) and the range stored.
+    engine.insert("replayed._checkpoints", [[fp, source, 0, first.end, [], len(content), datetime.now(timezone.utc), ""]],
+                  ["fingerprint", "source", "offset", "pending_end", "pending_cuts", "size", "updated_at", "anchor"])
+    loader.insert_encoded(encode_chunk(source, first, ROWS), chunk_token(fp, 0, first.end))
+    stored_before = engine.query_value("SELECT count() FROM replayed.events")
+    assert stored_before > 100
+
+    result = loader.load_file(log)
+    assert result.bytes_loaded == len(content) - first.end  # the replayed range is not counted again
+
+    fresh_config = load_config(overrides={"data_dir": str(data_dir), "database": "fresh"})
+    Migrator(engine, fresh_config).run()
+    whole = tmp_path / "whole" / "tracking.log"
+    whole.parent.mkdir()
+    whole.write_bytes(content)
+    fresh_engine = open_engine(fresh_config)
+    Loader(fresh_engine, batch_bytes=1024 * 1024).load_file(whole)  # other chunk sizes: the same rows
+    replayed, fresh = _snapshot(engine, "replayed", source), _snapshot(engine, "fresh", str(whole.resolve()))
+    for table in replayed:
+        assert replayed[table] == fresh[table], table
     fresh_engine.close()
     engine.close()

@@ -10,7 +10,7 @@ import pytest
 
 from cairn.ingest.checkpoints import Checkpoint, Stream, chunk_token
 from cairn.ingest.chunks import Chunk
-from cairn.ingest.encoding import encode_chunk
+from cairn.ingest.encoding import CHUNKS, ROWS, encode_chunk, encode_range
 
 
 class FakeCheckpoints:
@@ -36,12 +36,12 @@ class FakeLoader:
         self.checkpoints = FakeCheckpoints(current)
         self.log = self.checkpoints.log
 
-    def insert_encoded(self, buffers, token):
-        self.log.append(("insert", token, b"".join(buffers)))
+    def insert_encoded(self, encoded, token):
+        self.log.append(("insert", token, encoded))
 
     def insert_parallel(self, inserts):
-        for data, token in inserts:
-            self.log.append(("insert", token, data))
+        for encoded, token in inserts:
+            self.log.append(("insert", token, encoded))
 
 
 def test_send_writes_the_intent_before_the_insert_and_the_next_intent_commits():
@@ -81,7 +81,21 @@ def test_open_replays_each_pending_chunk_with_its_own_token_then_commits():
     assert stream.open(reader) == 12
     assert reads == [(4, 8), (8, 12)]  # cuts outside the pending range are ignored
     assert [entry[:2] for entry in loader.log] == [("insert", "fp:4:8"), ("insert", "fp:8:12"), ("commit", 12)]
+    assert loader.log[0][2] == encode_chunk("src", Chunk(4, 8, b"two\n"))
+    assert loader.log[0][2].table == "_ingest_chunks"
 
+
+@pytest.mark.parametrize("encoding, table", [(ROWS, "_ingest"), (CHUNKS, "_ingest_chunks")])
+def test_a_replay_goes_the_way_its_first_attempt_went(encoding, table):
+    # An intent written before chunks existed was sent as rows into _ingest: its replay
+    # must take the same chain of views, or deduplication would not recognise it.
+    loader = FakeLoader(Checkpoint("fp", offset=0, pending_end=8, size=8, encoding=encoding))
+    data = b"one\ntwo\n"
+    chunks = [Chunk(0, 4, data[:4]), Chunk(4, 8, data[4:])]  # cut smaller than the first attempt was
+    Stream(loader, "fp", "src").open(lambda start, end: chunks)
+    insert = loader.log[0]
+    assert insert[:2] == ("insert", "fp:0:8")
+    assert insert[2].table == table and insert[2] == encode_range("src", chunks, encoding)
 
 def test_open_without_reader_keeps_the_committed_offset():
     loader = FakeLoader(Checkpoint("fp", offset=4, pending_end=12))

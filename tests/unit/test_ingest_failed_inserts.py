@@ -32,7 +32,7 @@ class FailingLoader:
         self.log.append(("insert", token))
 
     def insert_parallel(self, inserts):
-        self.insert_encoded([], inserts[0][1])
+        self.insert_encoded(inserts[0][0], inserts[0][1])
 
 
 def test_a_failed_insert_leaves_the_stream_before_it_and_the_intent_in_place():

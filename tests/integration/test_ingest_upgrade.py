@@ -60,6 +60,21 @@ def _snapshot(engine, database: str, source: str) -> dict[str, list]:
     return out
 
 
+def _fresh_load(engine, data_dir: Path, tmp_path: Path, content: bytes, batch_bytes: int = 256 * 1024) -> dict:
+    """The snapshot of ``content`` loaded whole into a fresh database ``fresh`` with today's views."""
+    fresh_config = load_config(overrides={"data_dir": str(data_dir), "database": "fresh"})
+    Migrator(engine, fresh_config).run()
+    whole = tmp_path / "whole" / "tracking.log"
+    whole.parent.mkdir()
+    whole.write_bytes(content)
+    fresh_engine = open_engine(fresh_config)
+    try:
+        Loader(fresh_engine, batch_bytes=batch_bytes).load_file(whole)
+    finally:
+        fresh_engine.close()
+    return _snapshot(engine, "fresh", str(whole.resolve()))
+
+
 def test_half_loaded_before_the_migration_half_after_equals_a_fresh_load(tmp_path):
     content = _content(tmp_path)
     half = content.rfind(b"\n", 0, len(content) // 2) + 1
@@ -83,19 +98,11 @@ def test_half_loaded_before_the_migration_half_after_equals_a_fresh_load(tmp_pat
     second = Loader(engine, batch_bytes=256 * 1024).load_file(log)
     assert second.bytes_loaded == len(content) - half  # continued from its checkpoint
 
-    fresh_config = load_config(overrides={"data_dir": str(data_dir), "database": "fresh"})
-    Migrator(engine, fresh_config).run()
-    whole = tmp_path / "whole" / "tracking.log"
-    whole.parent.mkdir()
-    whole.write_bytes(content)
-    fresh_engine = open_engine(fresh_config)
-    Loader(fresh_engine, batch_bytes=256 * 1024).load_file(whole)
-    upgraded, fresh = _snapshot(engine, "upgraded", str(log)), _snapshot(engine, "fresh", str(whole))
+    upgraded, fresh = _snapshot(engine, "upgraded", str(log)), _fresh_load(engine, data_dir, tmp_path, content)
     assert {t: len(rows) for t, rows in upgraded.items()} == {t: len(rows) for t, rows in fresh.items()}
     assert len(upgraded["events"]) > 3000 and upgraded["problem_events"] and upgraded["video_events"]
     for table in upgraded:
         assert upgraded[table] == fresh[table], table
-    fresh_engine.close()
     engine.close()
 
 
@@ -123,15 +130,8 @@ def test_an_intent_written_before_chunks_is_replayed_as_rows_once(tmp_path):
     result = loader.load_file(log)
     assert result.bytes_loaded == len(content) - first.end  # the replayed range is not counted again
 
-    fresh_config = load_config(overrides={"data_dir": str(data_dir), "database": "fresh"})
-    Migrator(engine, fresh_config).run()
-    whole = tmp_path / "whole" / "tracking.log"
-    whole.parent.mkdir()
-    whole.write_bytes(content)
-    fresh_engine = open_engine(fresh_config)
-    Loader(fresh_engine, batch_bytes=1024 * 1024).load_file(whole)  # other chunk sizes: the same rows
-    replayed, fresh = _snapshot(engine, "replayed", source), _snapshot(engine, "fresh", str(whole.resolve()))
+    replayed = _snapshot(engine, "replayed", source)
+    fresh = _fresh_load(engine, data_dir, tmp_path, content, batch_bytes=1024 * 1024)  # other chunks, same rows
     for table in replayed:
         assert replayed[table] == fresh[table], table
-    fresh_engine.close()
     engine.close()

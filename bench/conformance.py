@@ -8,7 +8,8 @@ of the installed version when it exists; never committed here). The script
 1. makes a virtualenv for the suite beside it (``<repo>/.venv-conformance``, once): the
    suite's test requirements and the checkout itself, built in place, so that the
    tests run the client they were written for;
-2. starts `cairn serve --port 0` on a fresh data directory in a temporary folder and
+2. starts `cairn serve --port 0` on a fresh data directory in a temporary folder (with
+   `serve.max_sessions_per_user` raised: see `--sessions-per-user`) and
    points the suite at it as the local admin (``CLICKHOUSE_CONNECT_TEST_HOST/PORT/
    USER/PASSWORD``, a fresh test database);
 3. runs ``tests/integration_tests`` with pytest-xdist, then prints the counts
@@ -64,6 +65,8 @@ CAUSES: list[tuple[str, str, str]] = [
     ("the analyzer cannot be disabled in ClickHouse 26.9 (the engine's version), whatever the server",
      "engine", r"Setting 'enable_analyzer' cannot be disabled"),
     ("choice: the default database is openedx, not default (docs/serve.md)", "choice", r"test_none_database"),
+    ("choice: at most serve.max_sessions_per_user client sessions per user (the suite opens one per client; "
+     "raise it with --sessions-per-user)", "choice", r"USER_SESSION_LIMIT_EXCEEDED|code: 700"),
     ("choice: serve.workers (the cores) statements compute at once; 10 concurrent sleep(0.1) take over 0.5 s",
      "choice", r"test_async_features::test_concurrent_queries\b"),
     ("the suite's test code does not run with the pandas installed (pd.Timestamp's nanosecond argument)",
@@ -91,10 +94,16 @@ def prepare_venv(repo: Path) -> Path:
     return python
 
 
-def start_serve(root: Path) -> tuple[subprocess.Popen, dict]:
-    """`cairn serve --port 0` on a fresh data directory; returns (process, serve.json)."""
+def start_serve(root: Path, sessions_per_user: int) -> tuple[subprocess.Popen, dict]:
+    """`cairn serve --port 0` on a fresh data directory; returns (process, serve.json).
+
+    Its settings are the defaults but ``serve.max_sessions_per_user``: the suite makes a
+    new client, hence a new session, for most tests, and as one user it keeps hundreds
+    open within the sessions' 60 s idle time (the default 100 answers code 700 then).
+    """
     data = root / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env["CAIRN_SERVE_MAX_SESSIONS_PER_USER"] = str(sessions_per_user)
     log = open(root / "serve.log", "w")
     process = subprocess.Popen([CAIRN, "--data-dir", str(data), "serve", "--port", "0"], stdout=log,
                                stderr=subprocess.STDOUT, env=env)
@@ -168,6 +177,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
     parser.add_argument("-k", dest="select", help="only the tests matching this pytest -k expression")
     parser.add_argument("--junit", type=Path, help="keep pytest's JUnit XML here")
+    parser.add_argument("--sessions-per-user", type=int, default=1000,
+                        help="serve.max_sessions_per_user for the run (default 1000, the server-wide cap; "
+                             "cairn serve's default 100 is too few for the suite, which is one user)")
     args = parser.parse_args()
     repo = args.repo.resolve()
     if not (repo / "tests" / "integration_tests" / "conftest.py").exists():
@@ -175,7 +187,7 @@ def main() -> int:
         return 2
     python = prepare_venv(repo)
     root = Path(tempfile.mkdtemp(prefix="cairn-conformance-"))
-    process, info = start_serve(root)
+    process, info = start_serve(root, args.sessions_per_user)
     junit = args.junit or root / "junit.xml"
     started = time.monotonic()
     try:

@@ -92,7 +92,7 @@ class Loader:
         self._insert(self.engine, encoded, token)
 
     def insert_parallel(self, inserts: list[tuple[Encoded, str]]) -> None:
-        """Several (rows, token) inserts at the same time, one connection each.
+        """Several (encoded, token) inserts at the same time, one connection each.
 
         The embedded engine runs one insert per connection at a time and releases the
         GIL meanwhile, so two connections keep both cores busy with the views.

@@ -142,6 +142,34 @@ def generated(workdir: Path, events: int) -> Path:
     return log
 
 
+def backfill_via_serve(data_dir: Path, log: Path) -> str:
+    """`cairn backfill` into database ``served`` through `cairn serve` (the engine in another process)."""
+    server = subprocess.Popen([CAIRN, "--data-dir", str(data_dir), "--database", "served", "serve", "--port", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (data_dir / "serve.json").exists():
+        time.sleep(0.1)
+    _, served_wall, served_mem = run_sampled(
+        [CAIRN, "--data-dir", str(data_dir), "--database", "served", "backfill", str(log)], env={"COLUMNS": "200"})
+    served_events = query(data_dir, "SELECT count() FROM served.events")
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=120)
+    return (f"cairn backfill through `cairn serve`: {served_wall:.1f} s wall, {served_events} events; "
+            f"collector peak RSS {served_mem['VmRSS']:,.0f} MB (private {served_mem['RssAnon']:,.0f} MB)")
+
+
+def memory_by_size(workdir: Path, events: int, size: int, peak_mb: float) -> str:
+    """Backfill a second, larger file alone: the peak RSS against the first file's (``peak_mb``)."""
+    big = generated(workdir, events)
+    big_dir = workdir / "data-memory"
+    shutil.rmtree(big_dir, ignore_errors=True)
+    subprocess.run([CAIRN, "--data-dir", str(big_dir), "migrate"], check=True, capture_output=True)
+    big_seconds, _, big_mem = backfill(big_dir, big)
+    shutil.rmtree(big_dir, ignore_errors=True)
+    return (f"peak RSS by file size: {size / 1e6:,.0f} MB file -> {peak_mb:,.0f} MB; "
+            f"{big.stat().st_size / 1e6:,.0f} MB file -> {big_mem['VmRSS']:,.0f} MB "
+            f"(private {big_mem['RssAnon']:,.0f} MB; {big_seconds:.1f} s) (target < 600 MB)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=400_000)
@@ -173,31 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     run_sampled([CAIRN, "--data-dir", str(data_dir), "backfill", "-q", str(log)])
     after_rerun = int(query(data_dir, "SELECT count() FROM openedx.events"))
 
-    served_line = ""
-    if args.via_serve:
-        server = subprocess.Popen([CAIRN, "--data-dir", str(data_dir), "--database", "served", "serve", "--port", "0"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while not (data_dir / "serve.json").exists():
-            time.sleep(0.1)
-        served, served_wall, served_mem = run_sampled(
-            [CAIRN, "--data-dir", str(data_dir), "--database", "served", "backfill", str(log)], env={"COLUMNS": "200"})
-        served_events = query(data_dir, "SELECT count() FROM served.events")
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=120)
-        served_line = (f"cairn backfill through `cairn serve`: {served_wall:.1f} s wall, {served_events} events; "
-                       f"collector peak RSS {served_mem['VmRSS']:,.0f} MB (private {served_mem['RssAnon']:,.0f} MB)")
+    served_line = backfill_via_serve(data_dir, log) if args.via_serve else ""
 
-    memory_line = ""
-    if args.memory_events:
-        big = generated(args.workdir, args.memory_events)
-        big_dir = args.workdir / "data-memory"
-        shutil.rmtree(big_dir, ignore_errors=True)
-        subprocess.run([CAIRN, "--data-dir", str(big_dir), "migrate"], check=True, capture_output=True)
-        big_seconds, _, big_mem = backfill(big_dir, big)
-        shutil.rmtree(big_dir, ignore_errors=True)
-        memory_line = (f"peak RSS by file size: {size / 1e6:,.0f} MB file -> {mem['VmRSS']:,.0f} MB; "
-                       f"{big.stat().st_size / 1e6:,.0f} MB file -> {big_mem['VmRSS']:,.0f} MB "
-                       f"(private {big_mem['RssAnon']:,.0f} MB; {big_seconds:.1f} s) (target < 600 MB)")
+    memory_line = (memory_by_size(args.workdir, args.memory_events, size, mem["VmRSS"])
+                   if args.memory_events else "")
 
     mb = size / 1e6
 

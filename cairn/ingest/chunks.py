@@ -225,8 +225,9 @@ def prefetch(handle: BinaryIO, start: int, batch_bytes: int, encode: Callable[[C
                 chunk = chunker.next_chunk(final=True)
                 if chunk is None:
                     break
+                chunk.count = chunk.lines  # counted once: the encoder asks too
                 # Hand out the encoding only (which may hold the bytes themselves: no copy).
-                item = (Chunk(chunk.start, chunk.end, b"", chunk.lines, chunk.tail), encode(chunk))
+                item = (Chunk(chunk.start, chunk.end, b"", chunk.count, chunk.tail), encode(chunk))
                 while not stop.is_set():
                     try:
                         out.put(item, timeout=0.1)

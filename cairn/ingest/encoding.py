@@ -48,11 +48,6 @@ class Encoded:
     columns: tuple[str, ...]
     pieces: list[bytes]
 
-    @property
-    def size(self) -> int:
-        """Bytes to send."""
-        return sum(len(piece) for piece in self.pieces)
-
 
 def tsv_escape(data: bytes) -> bytes:
     """``data`` with backslash, tab and carriage return escaped for TabSeparated (newlines kept)."""

@@ -8,8 +8,8 @@
 -- the rows go on into `_ingest` as before. The rows `_ingest` receives, and so
 -- everything below it, are exactly those the TabSeparated path gave.
 --
--- `_ingest` stays: documents of events and chunks holding over-long lines or very many
--- lines are still sent as rows there, and so is the replay of a range whose intent was
+-- `_ingest` stays: events of JSON documents and ranges of very many lines are still
+-- sent as rows there, and so is the replay of a range whose intent was
 -- written before this migration (`pending_encoding` = ''), so that it is deduplicated
 -- against what the first attempt stored (a deduplication token only matches along the
 -- same chain of views).

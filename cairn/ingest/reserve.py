@@ -10,9 +10,9 @@ the server's disks, which this process cannot see: no reserve there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from cairn.config import setting_named
 from cairn.engine.datadir import free_bytes
@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from cairn.engine import Engine
 
 MIB = 1024 * 1024
+ASK_ENGINE_BELOW = 2
+"""The engine is asked what its merges hold only below this many times the room needed:
+far from the reserve it cannot decide, and the collector looks before every send."""
 
 
 class DiskReserveLow(CairnError):
@@ -35,6 +38,9 @@ class DiskReserve:
 
     path: Path
     min_free: int
+    engine_reserved: Callable[[], int] | None = field(default=None, compare=False)
+    """Bytes the engine has promised to writes already under way (its merges, above all):
+    free on disk, but not for the next batch. None: nothing to subtract."""
 
     def shortfall(self, upcoming: int = 0) -> str | None:
         """Why writing must wait (one line), or None when there is room.
@@ -48,9 +54,24 @@ class DiskReserve:
             free = free_bytes(self.path)
         except OSError:
             return None  # cannot tell (directory not created yet): the engine will say
-        if free >= self.min_free + upcoming:
+        needed = self.min_free + upcoming
+        if free >= needed * ASK_ENGINE_BELOW:
             return None
-        return reserve_message(self.path, free, self.min_free, upcoming)
+        # Running merges have reserved space the next batch cannot have: the engine
+        # refuses a part when its reservation fails, however much the disk shows free.
+        reserved = self._engine_reserved()
+        if free - reserved >= needed:
+            return None
+        return reserve_message(self.path, free, self.min_free, upcoming, reserved)
+
+    def _engine_reserved(self) -> int:
+        """``engine_reserved()``, or 0 when there is none or the engine cannot answer."""
+        if self.engine_reserved is None:
+            return 0
+        try:
+            return max(0, self.engine_reserved())
+        except CairnError:
+            return 0  # the engine cannot say: the disk's own figure stands
 
     def check(self, reason: str | None = None) -> None:
         """Raise :class:`DiskReserveLow` when below the reserve (before a batch starts).
@@ -63,10 +84,11 @@ class DiskReserve:
                                  "collector.min_free_mb), then run the same command again")
 
 
-def reserve_message(path: Path, free: int, min_free: int, upcoming: int = 0) -> str:
+def reserve_message(path: Path, free: int, min_free: int, upcoming: int = 0, reserved: int = 0) -> str:
     """The one line saying how much is free against the reserve (and the next batch)."""
     batch = f", plus {upcoming / MIB:,.0f} MB for the next batch" if upcoming else ""
-    return (f"only {free / MIB:,.0f} MB free on the file system of {path} "
+    held = f", {reserved / MIB:,.0f} MB of it held by the engine's merges" if reserved >= MIB else ""
+    return (f"only {free / MIB:,.0f} MB free on the file system of {path}{held} "
             f"(reserve collector.min_free_mb = {min_free / MIB:,.0f}{batch})")
 
 
@@ -91,4 +113,10 @@ def disk_reserve(engine: "Engine", config: "Config | None" = None,
     minimum = min_free_bytes(config)
     if folder is None or minimum == 0:
         return None
-    return DiskReserve(Path(folder), minimum)
+    return DiskReserve(Path(folder), minimum, lambda: _reserved_by(engine))
+
+
+def _reserved_by(engine: "Engine") -> int:
+    """What the engine has reserved on its disks for parts being written (merges, inserts)."""
+    result = engine.query("SELECT toInt64(sum(free_space) - sum(unreserved_space)) FROM system.disks")
+    return int(result.rows[0][0]) if result.rows else 0

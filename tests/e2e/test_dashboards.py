@@ -8,7 +8,9 @@ data for. A screenshot of each dashboard goes to docs/img/ (the README shows the
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +57,14 @@ def open_dashboard(page, base_url: str, slug: str, charts: dict[int, str]) -> di
 
     page.on("response", on_response)
     page.goto(f"{base_url}/superset/dashboard/{slug}/", wait_until="domcontentloaded")
-    page.wait_for_selector(".dashboard-component-chart-holder", timeout=120_000)
+    try:
+        page.wait_for_selector(".dashboard-component-chart-holder", timeout=120_000)
+    except Exception as error:  # noqa: BLE001 - re-raised with what the page shows instead
+        shot = Path(tempfile.gettempdir()) / f"cairn-e2e-failed-{slug}.png"
+        page.screenshot(path=str(shot))
+        text = page.evaluate("document.body ? document.body.innerText.slice(0, 500) : ''")
+        raise AssertionError(f"{slug}: no chart holder after 120 s at {page.url}; the page says "
+                             f"{text!r}; screenshot {shot}") from error
     def all_answered() -> bool:
         # Charts below the fold load when they come into view (dashboard virtualisation).
         page.evaluate("window.scrollBy(0, 600)")

@@ -152,6 +152,7 @@ def test_backfill_refuses_to_start_a_batch_below_the_reserve(datalake, config, t
     monkeypatch.setattr(reserve_module, "free_bytes", fake_free)
     loader = backfill_loader(datalake, config)
     assert loader.reserve == DiskReserve(config.data_dir, 256 * MIB)
+    assert loader.reserve.engine_reserved() >= 0  # the real engine answers what its merges hold
     loader.batch_bytes = 8 * 1024
     with pytest.raises(DiskReserveLow) as caught:
         loader.load_file(log)

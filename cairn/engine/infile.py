@@ -213,7 +213,8 @@ def statement_batches(chunks: Iterable[bytes], fmt: str, max_bytes: int = MAX_ST
     statement is one insert block. Other formats stay one group. Empty chunks are
     dropped; no chunk means no statement.
     """
-    parts = [bytes(chunk) for chunk in chunks if chunk]
+    # bytes and bytearray as they are (a chunk's 32 MiB is not copied); other buffers copied.
+    parts = [chunk if isinstance(chunk, (bytes, bytearray)) else bytes(chunk) for chunk in chunks if chunk]
     if fmt not in SPLITTABLE_FORMATS:
         return [parts] if parts else []
     batches: list[list[bytes]] = []

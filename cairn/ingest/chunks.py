@@ -38,7 +38,7 @@ class Chunk:
 
     start: int
     end: int
-    data: bytes
+    data: bytes | bytearray  # a bytearray when read by LineChunker (no copy); never changed once cut
     count: int = -1  # lines, when `data` was dropped after encoding
     tail: bytes = b""  # the file's last ANCHOR_BYTES bytes before `end` (its identity there)
 
@@ -61,15 +61,39 @@ class ExplicitChunk(Chunk):
         self.cut_lines = [line[:max_line] for line in lines]
 
 
+def _has_long_line(data: bytes | bytearray, max_line: int) -> bool:
+    """Whether a line of ``data`` (whole lines) is longer than ``max_line``, without splitting it.
+
+    Each step jumps to the last newline within ``max_line + 1`` bytes: a window
+    without one starts an over-long line. A 32 MiB chunk takes a few steps.
+    """
+    position = 0
+    while position < len(data):
+        newline = data.rfind(b"\n", position, position + max_line + 1)
+        if newline == -1:
+            return True
+        position = newline + 1
+    return False
+
+
+def _split(buffer: bytes | bytearray, at: int) -> tuple[bytes | bytearray, bytes]:
+    """``buffer[:at]`` and ``buffer[at:]``; a bytearray is cut in place (its head is not copied)."""
+    if isinstance(buffer, bytearray):
+        rest = bytes(buffer[at:])
+        del buffer[at:]
+        return buffer, rest
+    return buffer[:at], buffer[at:]
+
+
 def cut_long_lines(chunk: Chunk, max_line: int) -> Chunk:
     """A chunk whose lines are all kept whole unless longer than ``max_line``.
 
     Long lines inside a multi-line chunk are rare (the chunker isolates most); their
     offsets are kept by encoding the chunk as explicit (offset, line) pairs.
     """
-    lines = chunk.data.split(b"\n")[:-1]
-    if all(len(line) <= max_line for line in lines):
+    if not _has_long_line(chunk.data, max_line):
         return chunk
+    lines = chunk.data.split(b"\n")[:-1]
     explicit = ExplicitChunk(chunk.start, chunk.end, chunk.data, lines, max_line)
     explicit.tail = chunk.tail
     return explicit
@@ -111,6 +135,24 @@ class LineChunker:
         self.read_to += len(block)
         return block
 
+    def _read_after(self, pending: bytes | bytearray) -> bytearray:
+        """``pending`` followed by up to ``batch_bytes`` bytes read, in one buffer.
+
+        The bytes are read into the buffer that becomes the chunk's data: a chunk of
+        32 MiB costs 32 MiB, not the three copies of concatenating and slicing.
+        """
+        size = self.batch_bytes if self.stop is None else max(0, min(self.batch_bytes, self.stop - self.read_to))
+        if not hasattr(self.handle, "readinto"):  # a reader of blocks (stdin's queue)
+            buffer = bytearray(pending)
+            buffer += self._read(size) if size else b""
+            return buffer
+        buffer = bytearray(len(pending) + size)
+        buffer[:len(pending)] = pending
+        read = (self.handle.readinto(memoryview(buffer)[len(pending):]) or 0) if size else 0
+        self.read_to += read
+        del buffer[len(pending) + read:]
+        return buffer
+
     def next_chunk(self, final: bool = False) -> Chunk | None:
         """The next chunk, or None when no complete line is available yet.
 
@@ -134,9 +176,8 @@ class LineChunker:
                 return None
             # Enough whole lines already buffered: cut them without reading more.
             full = len(self.pending) >= self.batch_bytes and b"\n" in self.pending
-            block = b"" if full else self._read(self.batch_bytes)
-            at_end = not block and not full
-            buffer = self.pending + block if self.pending else block
+            buffer = self.pending if full else self._read_after(self.pending)
+            at_end = not full and len(buffer) == len(self.pending)
             if len(buffer) > self.max_line and buffer.find(b"\n", 0, self.max_line + 1) == -1:
                 # The line starting here is over-long: keep its first max_line bytes only.
                 self._long, self._long_seen, self.pending = buffer[:self.max_line], len(buffer), b""
@@ -158,14 +199,14 @@ class LineChunker:
                     self.position = chunk.end
                     return chunk
                 return None
-            data, self.pending = buffer[:cut + 1], buffer[cut + 1:]
+            data, self.pending = _split(buffer, cut + 1)
             chunk = Chunk(self.position, self.position + len(data), data, tail=self._tail(data))
             self.position = chunk.end
             return cut_long_lines(chunk, self.max_line) if len(data) > self.max_line else chunk
 
     def _tail(self, data: bytes) -> bytes:
         """The file's last ANCHOR_BYTES bytes once ``data`` (file bytes after ``position``) is taken."""
-        self.tail = data[-ANCHOR_BYTES:] if len(data) >= ANCHOR_BYTES else (self.tail + data)[-ANCHOR_BYTES:]
+        self.tail = bytes(data[-ANCHOR_BYTES:] if len(data) >= ANCHOR_BYTES else (self.tail + data)[-ANCHOR_BYTES:])
         return self.tail
 
     def _finish_long(self, end: int, rest: bytes, last_bytes: bytes) -> Chunk:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from cairn import catalog, hooks
 from cairn.engine import sql_identifier
 from cairn.engine.datadir import PROBLEMS_SHOWN, free_bytes, make_private, open_paths
-from cairn.ingest.reserve import DiskReserve, min_free_bytes
+from cairn.ingest.reserve import DiskReserve, min_free_bytes, reserved_by
 from cairn.schema.migrator import Migrator
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,7 +93,9 @@ def data_directory_status(engine: Any, config: "Config") -> dict | None:
     data_dir = local_data_dir(config)
     if data_dir is None:
         return None
-    free, reserve = free_bytes(data_dir), DiskReserve(data_dir, min_free_bytes(config))
+    free = free_bytes(data_dir)
+    # The same rule as the writers: space the engine holds for its merges is not free.
+    reserve = DiskReserve(data_dir, min_free_bytes(config), (lambda: reserved_by(engine)) if engine is not None else None)
     low = reserve.shortfall() if reserve.min_free else None
     rows = [{"check": "free space", "value": f"{human_bytes(free)} on the file system of {data_dir}",
              "state": "below the reserve" if low else "ok"},

@@ -113,10 +113,10 @@ def disk_reserve(engine: "Engine", config: "Config | None" = None,
     minimum = min_free_bytes(config)
     if folder is None or minimum == 0:
         return None
-    return DiskReserve(Path(folder), minimum, lambda: _reserved_by(engine))
+    return DiskReserve(Path(folder), minimum, lambda: reserved_by(engine))
 
 
-def _reserved_by(engine: "Engine") -> int:
+def reserved_by(engine: "Engine") -> int:
     """What the engine has reserved on its disks for parts being written (merges, inserts)."""
     result = engine.query("SELECT toInt64(sum(free_space) - sum(unreserved_space)) FROM system.disks")
     return int(result.rows[0][0]) if result.rows else 0

@@ -35,6 +35,21 @@ def test_the_section_is_registered_by_its_provider():
     assert data_directory_status in hooks.STATUS_SECTIONS
 
 
+def test_space_held_by_the_engines_merges_counts_as_in_the_writers(data_dir, monkeypatch):
+    from types import SimpleNamespace
+
+    import cairn.ingest.reserve as reserve
+
+    monkeypatch.setattr(status, "free_bytes", lambda path: 300 * MIB)
+    monkeypatch.setattr(reserve, "free_bytes", lambda path: 300 * MIB)
+    holding = SimpleNamespace(query=lambda sql: SimpleNamespace(rows=[(100 * MIB,)]))
+    section = data_directory_status(holding, _config(data_dir))  # 300 MB free, 100 of it held, reserve 256
+    [warning] = section["warnings"]
+    assert "only 300 MB free" in warning and "100 MB of it held by the engine's merges" in warning
+    idle = SimpleNamespace(query=lambda sql: SimpleNamespace(rows=[(0,)]))
+    assert data_directory_status(idle, _config(data_dir))["warnings"] == []
+
+
 def test_free_space_reserve_and_private_modes(data_dir, monkeypatch):
     monkeypatch.setattr(status, "free_bytes", lambda path: 10 * 1024 * MIB)
     section = data_directory_status(None, _config(data_dir))
